@@ -1,0 +1,19 @@
+# ldnn: learned-diversity neural networks, every result of Choudhary et al. (2023).
+# Wiring only: configuration, its validation, the rules, the default target.
+from ldnn.config import validate
+
+configfile: "config.yaml"
+validate(config, workflow.source_path("workflow/schemas/config.schema.yaml"))
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/metalearn.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.fig3.output,

@@ -1,0 +1,168 @@
+"""Typed settings and validation of the workflow configuration.
+
+The JSON schema (workflow/schemas/config.schema.yaml) holds every default; `validate`
+fills them in and stops at the first problem with a one-line message naming the key.
+Library functions take the frozen dataclasses below, never raw dictionaries.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ActivationConfig:
+    """Learned activation σ = base + scale·g, g: 1→width→1 (tanh); capture grid [low, high]."""
+    width: int
+    scale: float
+    low: float
+    high: float
+    points: int
+
+
+@dataclass(frozen=True)
+class MetaConfig:
+    """Algorithm 1: inner RMSprop training from a fresh init, outer SGD with momentum."""
+    meta_gradient: str
+    outer_steps: int
+    outer_lr: float
+    outer_momentum: float
+    grad_clip: float
+    inner_lr: float
+    inner_decay: float
+    inner_epochs: int
+    batch_size: int
+    noise: float
+    snapshot_every: int
+    checkpoint_every: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Frozen-activation training: SGD with momentum, shuffled batches."""
+    lr: float
+    momentum: float
+    batch_size: int
+    epochs: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """One meta-learned activation set and the arms trained with it."""
+    task: str
+    base: str
+    n_types: int
+    depth: int
+    widths: tuple[int, ...]
+    metalearn_width: int
+    arms: tuple[str, ...]
+    seeds: int
+    seed_block: int
+
+
+T = TypeVar("T")
+
+
+def parse(cls: type[T], values: dict[str, Any], where: str) -> T:
+    """Build dataclass `cls` from `values`, rejecting unknown and missing keys."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    missing = sorted(names - set(values))
+    if unknown:
+        raise ConfigError(f"config key '{where}.{unknown[0]}': unknown key")
+    if missing:
+        raise ConfigError(f"config key '{where}.{missing[0]}': missing")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def _validator_with_defaults() -> type:
+    base = jsonschema.Draft202012Validator
+    check_properties = base.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in props.items():
+                if "default" in sub:
+                    instance.setdefault(key, copy.deepcopy(sub["default"]))
+        yield from check_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": properties})
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def validate(config: dict, schema: dict | str | Path) -> dict:
+    """Fill schema defaults into `config` in place and check it; raise ConfigError."""
+    if not isinstance(schema, dict):
+        schema = yaml.safe_load(Path(schema).read_text())
+    errors = list(_validator_with_defaults()(schema).iter_errors(config))
+    if errors:
+        error = jsonschema.exceptions.best_match(errors)
+        path, message = list(error.absolute_path), error.message.splitlines()[0]
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = set(error.schema.get("properties", {}))
+            path.append(sorted(set(error.instance) - known)[0])
+            message = f"unknown key; allowed: {', '.join(sorted(known))}"
+        raise ConfigError(f"config key '{_key(path)}': {message}")
+    _check_relations(config)
+    return config
+
+
+def _check_relations(config: dict) -> None:
+    from ldnn.activations import STANDARD
+    from ldnn.tasks import NAMES
+
+    act = config["activation"]
+    if act["low"] >= act["high"]:
+        raise ConfigError(f"config key 'activation.low': {act['low']} is not below "
+                          f"activation.high = {act['high']}")
+    for name, study in config["studies"].items():
+        where = f"studies.{name}"
+        parse(StudyConfig, study, where)
+        if study["task"] not in NAMES:
+            raise ConfigError(f"config key '{where}.task': unknown task {study['task']!r}; "
+                              f"choose from {list(NAMES)}")
+        if study["base"] not in STANDARD:
+            raise ConfigError(f"config key '{where}.base': unknown activation "
+                              f"{study['base']!r}; choose from {sorted(STANDARD)}")
+        for key in ("widths", "metalearn_width"):
+            widths = study[key] if key == "widths" else [study[key]]
+            for width in widths:
+                if width % study["n_types"]:
+                    raise ConfigError(f"config key '{where}.{key}': hidden width {width} is "
+                                      f"not divisible by n_types = {study['n_types']}")
+        allowed = arm_names(study["n_types"])
+        for arm in study["arms"]:
+            if arm not in allowed:
+                raise ConfigError(f"config key '{where}.arms': unknown arm {arm!r}; "
+                                  f"choose from {allowed}")
+    for name, figure in config["figures"].items():
+        study = config["studies"].get(figure["study"])
+        if study is None:
+            raise ConfigError(f"config key 'figures.{name}.study': no study called "
+                              f"{figure['study']!r}")
+        for arm in figure.get("arms", []):
+            if arm not in study["arms"]:
+                raise ConfigError(f"config key 'figures.{name}.arms': arm {arm!r} is not "
+                                  f"trained in study {figure['study']!r}")
+
+
+def arm_names(n_types: int) -> list[str]:
+    """Valid arm names: the standard activations, each learned type alone, and mixed."""
+    from ldnn.activations import STANDARD
+
+    return sorted(set(STANDARD) - {"zero"}) + [f"type{k + 1}" for k in range(n_types)] + ["mixed"]

@@ -1,0 +1,122 @@
+"""The workflow's stages as plain functions: paths and config sections in, files out.
+
+Each workflow script calls exactly one of these inside `logging_to`. Every file is
+written atomically, so a failed or killed stage leaves no partial output.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ldnn import tasks
+from ldnn.activations import arm_activation, load_table, save_table, tabulate_learned
+from ldnn.config import ActivationConfig, MetaConfig, StudyConfig, TrainConfig, parse
+from ldnn.io import write_csv
+from ldnn.metalearn import MetaProblem, load_params, meta_learn, save_result
+from ldnn.networks import layer_sizes
+from ldnn.training import train_seeds
+
+log = logging.getLogger("ldnn")
+
+
+@contextlib.contextmanager
+def logging_to(path: str | Path, threads: int = 1) -> Iterator[None]:
+    """Send ldnn's progress messages and any traceback to `path`; use `threads` CPU threads."""
+    torch.set_num_threads(threads)
+    handler = logging.FileHandler(path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("ldnn")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    except Exception:
+        log.exception("stage failed")
+        raise
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def make_data(task: str, settings: dict, out: str | Path) -> None:
+    """Generate a task's data set into `out` (.npz)."""
+    log.info("generating %s data: %s", task, settings)
+    if task == "mnist1d":
+        from ldnn.tasks import mnist1d
+        mnist1d.write(out, **settings)
+    else:
+        raise ValueError(f"no data generator for task {task!r}")
+
+
+def _study(study: dict) -> StudyConfig:
+    return parse(StudyConfig, study, "study")
+
+
+def metalearn(data: str | Path, study: dict, activation: dict, meta: dict,
+              out_params: str | Path, out_history: str | Path, checkpoint: str | Path) -> None:
+    """Meta-learn a study's activation types; resumable from `checkpoint`, removed on success."""
+    spec = _study(study)
+    task = tasks.get(spec.task)
+    problem = MetaProblem(task, tuple(layer_sizes(task.n_in, spec.metalearn_width, spec.depth,
+                                                  task.n_out)),
+                          spec.base, spec.n_types, parse(ActivationConfig, activation, "activation"))
+    state = meta_learn(problem, tasks.TaskData.load(data), parse(MetaConfig, meta, "metalearn"),
+                       checkpoint)
+    save_result(problem, state, out_params, out_history)
+    Path(checkpoint).unlink(missing_ok=True)
+
+
+def capture(params: str | Path, activation: dict, out: str | Path) -> None:
+    """Tabulate the learned activations on the capture grid: grid (P,), values (T, P)."""
+    act = parse(ActivationConfig, activation, "activation")
+    saved = load_params(params)
+    save_table(out, *tabulate_learned(saved["phi"], saved["base"], saved["scale"], act.low,
+                                      act.high, act.points))
+
+
+def train_block(data: str | Path, activations: str | Path, study: dict, train: dict, arm: str,
+                width: int, seeds: Sequence[int], out: str | Path) -> None:
+    """Frozen training of one (arm, width) for a block of seeds: a tidy table, one row per seed."""
+    spec = _study(study)
+    task = tasks.get(spec.task)
+    cfg = parse(TrainConfig, train, "train")
+    grid, values = load_table(activations)
+    activation, n_types = arm_activation(arm, grid.float(), values.float())
+    log.info("training %s arm %s width %d, seeds %s", spec.task, arm, width, list(seeds))
+    sizes = layer_sizes(task.n_in, width, spec.depth, task.n_out)
+    result = train_seeds(task, tasks.TaskData.load(data), sizes, activation, n_types, cfg, seeds)
+    table = pd.DataFrame({"task": spec.task, "arm": arm, "width": width, "seed": list(seeds)}
+                         | {k: v.numpy() for k, v in result.items()})
+    log.info("diverged: %d of %d", int(table.diverged.sum()), len(table))
+    write_csv(table, out)
+
+
+def gather(tables: Sequence[str | Path], study: str, out: str | Path) -> None:
+    """Concatenate seed-block tables into the study's tidy table, sorted by arm, width, seed."""
+    frame = pd.concat([pd.read_csv(t) for t in tables], ignore_index=True)
+    frame.insert(0, "study", study)
+    write_csv(frame.sort_values(["arm", "width", "seed"], kind="stable"), out)
+
+
+def seed_blocks(seeds: int, block: int) -> list[tuple[int, int]]:
+    """Inclusive (first, last) seed ranges of at most `block` seeds covering 0..seeds-1."""
+    return [(first, min(first + block, seeds) - 1) for first in range(0, seeds, block)]
+
+
+def fig3(history: str | Path, results: str | Path, figure: dict, out: Sequence[str | Path]) -> None:
+    """Fig. 3 from the meta-learning history and the study's result table."""
+    from ldnn.plotting import fig3 as plot
+    from ldnn.plotting.style import save
+    from ldnn.tasks import mnist1d
+
+    with np.load(history) as h:
+        hist = {k: h[k] for k in h.files}
+    fig = plot.draw(mnist1d.construction(figure["digit"], seed=0), hist, pd.read_csv(results),
+                    figure["arms"], figure["curves"])
+    save(fig, out, figure["dpi"])

@@ -1,0 +1,52 @@
+"""Learning tasks: each module provides its data generator and a `TASK` description."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+NAMES = ("mnist1d",)
+
+
+@dataclass(frozen=True)
+class Task:
+    """What training needs to know about a task.
+
+    loss(output (..., B, n_out), target (..., B, …)) → mean loss (...) per leading index
+    (a seed); metrics(output, target) → (..., M) named by `metric_names`, on the test set.
+    """
+    name: str
+    n_in: int
+    n_out: int
+    loss: Callable[[Tensor, Tensor], Tensor]
+    metrics: Callable[[Tensor, Tensor], Tensor]
+    metric_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Training and test arrays as tensors: x (N, n_in), y (N, …)."""
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+
+    @classmethod
+    def load(cls, path: str | Path, dtype: torch.dtype = torch.float32) -> "TaskData":
+        with np.load(path) as d:
+            def tensor(a: np.ndarray) -> Tensor:
+                t = torch.from_numpy(a)
+                return t.to(dtype) if t.is_floating_point() else t
+            return cls(*(tensor(d[k]) for k in ("x_train", "y_train", "x_test", "y_test")))
+
+
+def get(name: str) -> Task:
+    """The Task called `name`."""
+    if name not in NAMES:
+        raise ValueError(f"unknown task {name!r}; choose from {list(NAMES)}")
+    return importlib.import_module(f"ldnn.tasks.{name}").TASK

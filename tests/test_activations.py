@@ -1,0 +1,309 @@
+"""Activation functions: learned sub-networks, tabulation, interpolation, arms."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ldnn.activations import (STANDARD, LearnedActivation, TabulatedActivation,
+                              arm_activation, init_subnetworks, interpolate, learned,
+                              load_table, save_table, standard, subnetwork, tabulate)
+
+# float64 round-off on O(1)–O(10) values: a few ulps times a few operations.
+ATOL_GRID = 1e-12          # tabulated value at a grid point vs the function itself
+ATOL_LINEAR = 1e-12        # interpolation of a linear function, |x| ≤ 20
+ATOL_INTERP = 1e-12        # interpolation vs the analytic formula
+ATOL_SUBNET = 1e-13        # vectorised sub-network vs an explicit double loop
+
+LOW, HIGH, POINTS = -3.0, 3.0, 13
+
+
+def phi64(n_types: int = 2, width: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
+    return init_subnetworks(n_types, width, torch.Generator().manual_seed(seed),
+                            dtype=torch.float64)
+
+
+# --------------------------------------------------------------------------- standard
+
+
+def test_standard_returns_named_functions():
+    x = torch.linspace(-2, 2, 9, dtype=torch.float64)
+    assert torch.equal(standard("relu")(x), x.clamp(min=0))
+    assert torch.equal(standard("tanh")(x), torch.tanh(x))
+    assert torch.equal(standard("sin")(x), torch.sin(x))
+    assert torch.equal(standard("zero")(x), torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("name", ["gelu", "Relu", "", "type1", "mixed"])
+def test_standard_rejects_unknown_name(name):
+    with pytest.raises(ValueError, match="unknown activation"):
+        standard(name)
+
+
+# --------------------------------------------------------------------------- sub-networks
+
+
+def test_init_subnetworks_shapes_dtype_bounds_and_determinism():
+    n_types, width = 3, 16
+    params = init_subnetworks(n_types, width, torch.Generator().manual_seed(5),
+                              dtype=torch.float64)
+    assert {k: tuple(v.shape) for k, v in params.items()} == {
+        "w1": (n_types, width), "b1": (n_types, width), "w2": (n_types, width),
+        "b2": (n_types,)}
+    assert all(v.dtype == torch.float64 for v in params.values())
+    # PyTorch's default Linear init: U(±1/√fan_in); fan_in is 1 for the first layer.
+    assert params["w1"].abs().max() <= 1 and params["b1"].abs().max() <= 1
+    assert params["w2"].abs().max() <= 1 / math.sqrt(width)
+    assert params["b2"].abs().max() <= 1 / math.sqrt(width)
+    again = init_subnetworks(n_types, width, torch.Generator().manual_seed(5),
+                             dtype=torch.float64)
+    assert all(torch.equal(params[k], again[k]) for k in params)
+
+
+def test_subnetwork_matches_explicit_formula():
+    """g_t(x) = Σ_j w2[t,j]·tanh(w1[t,j]·x + b1[t,j]) + b2[t], type t acting on x[..., t, :]."""
+    params = phi64(n_types=2, width=4, seed=1)
+    x = torch.randn((3, 2, 5), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    out = subnetwork(params, x)
+    assert out.shape == x.shape
+    for b in range(3):
+        for t in range(2):
+            for i in range(5):
+                expected = sum(params["w2"][t, j] * math.tanh(params["w1"][t, j] * x[b, t, i]
+                                                              + params["b1"][t, j])
+                               for j in range(4)) + params["b2"][t]
+                assert abs(float(out[b, t, i]) - float(expected)) <= ATOL_SUBNET
+
+
+@pytest.mark.parametrize("base", sorted(STANDARD))
+def test_learned_is_base_plus_scaled_subnetwork(base):
+    params = phi64(seed=3)
+    x = torch.linspace(-4, 4, 11, dtype=torch.float64).expand(2, -1)
+    scale = 0.3
+    expected = standard(base)(x) + scale * subnetwork(params, x)
+    torch.testing.assert_close(learned(params, x, base, scale), expected, rtol=0, atol=0)
+
+
+def test_learned_activation_module_is_one_type_of_learned():
+    params = phi64(seed=4)
+    x = torch.linspace(-5, 5, 21, dtype=torch.float64).reshape(3, 7)
+    for index in range(2):
+        module = LearnedActivation(params, "sin", 0.2, index=index)
+        y = module(x)
+        assert y.shape == x.shape
+        row = {k: v[index:index + 1] for k, v in params.items()}
+        expected = learned(row, x.reshape(1, -1), "sin", 0.2).reshape(x.shape)
+        torch.testing.assert_close(y, expected, rtol=0, atol=ATOL_SUBNET)
+    # The module owns copies: changing it leaves the source parameters alone.
+    before = params["w1"].clone()
+    with torch.no_grad():
+        module.params["w1"].add_(1.0)
+    assert torch.equal(params["w1"], before)
+
+
+# --------------------------------------------------------------------------- interpolation
+
+
+def test_interpolate_between_grid_points_is_analytic_linear_interpolation():
+    grid = torch.linspace(LOW, HIGH, POINTS, dtype=torch.float64)
+    values = torch.randn((1, POINTS), generator=torch.Generator().manual_seed(0),
+                         dtype=torch.float64)
+    step = (HIGH - LOW) / (POINTS - 1)
+    fractions = torch.tensor([0.0, 0.1, 0.25, 0.5, 0.9, 0.999], dtype=torch.float64)
+    for i in range(POINTS - 1):
+        x = (grid[i] + fractions * step)[None]
+        expected = (1 - fractions) * values[0, i] + fractions * values[0, i + 1]
+        torch.testing.assert_close(interpolate(grid, values, x)[0], expected,
+                                   rtol=0, atol=ATOL_INTERP)
+
+
+def test_interpolate_extrapolates_the_end_segments():
+    grid = torch.linspace(LOW, HIGH, POINTS, dtype=torch.float64)
+    values = torch.randn((1, POINTS), generator=torch.Generator().manual_seed(1),
+                         dtype=torch.float64)
+    step = (HIGH - LOW) / (POINTS - 1)
+    below = torch.tensor([[LOW - 7.3, LOW - 0.01]], dtype=torch.float64)
+    above = torch.tensor([[HIGH + 0.01, HIGH + 11.0]], dtype=torch.float64)
+    slope_low = (values[0, 1] - values[0, 0]) / step
+    slope_high = (values[0, -1] - values[0, -2]) / step
+    torch.testing.assert_close(interpolate(grid, values, below),
+                               values[0, 0] + slope_low * (below - LOW), rtol=0, atol=ATOL_INTERP)
+    torch.testing.assert_close(interpolate(grid, values, above),
+                               values[0, -1] + slope_high * (above - HIGH),
+                               rtol=0, atol=ATOL_INTERP)
+
+
+def test_interpolate_two_types_each_row_acts_on_its_own_block():
+    """values (2, P): row t applies to x[..., t, :] only; here row t is the line a_t·x + c_t."""
+    grid = torch.linspace(LOW, HIGH, POINTS, dtype=torch.float64)
+    slopes, intercepts = torch.tensor([2.0, -0.5], dtype=torch.float64), torch.tensor(
+        [1.0, 3.0], dtype=torch.float64)
+    values = slopes[:, None] * grid + intercepts[:, None]
+    x = torch.randn((4, 2, 6), generator=torch.Generator().manual_seed(2),
+                    dtype=torch.float64) * 5
+    y = interpolate(grid, values, x)
+    assert y.shape == x.shape
+    expected = slopes[:, None] * x + intercepts[:, None]
+    torch.testing.assert_close(y, expected, rtol=0, atol=ATOL_LINEAR)
+    # Swapping the rows swaps which block gets which function.
+    swapped = interpolate(grid, values.flip(0), x)
+    torch.testing.assert_close(swapped, slopes.flip(0)[:, None] * x + intercepts.flip(0)[:, None],
+                               rtol=0, atol=ATOL_LINEAR)
+
+
+def test_interpolate_gradient_is_segment_slope():
+    grid = torch.linspace(LOW, HIGH, POINTS, dtype=torch.float64)
+    values = torch.randn((1, POINTS), generator=torch.Generator().manual_seed(3),
+                         dtype=torch.float64)
+    step = (HIGH - LOW) / (POINTS - 1)
+    x = torch.tensor([[LOW - 1.0, LOW + 0.3 * step, 0.1, HIGH - 0.2 * step, HIGH + 2.0]],
+                     dtype=torch.float64, requires_grad=True)
+    interpolate(grid, values, x).sum().backward()
+    segment = ((x.detach() - LOW) / step).floor().clamp(0, POINTS - 2).long()[0]
+    slopes = (values[0, segment + 1] - values[0, segment]) / step
+    torch.testing.assert_close(x.grad[0], slopes, rtol=0, atol=ATOL_INTERP / step)
+
+
+# --------------------------------------------------------------------------- tabulated activations
+
+
+def test_tabulate_samples_function_on_uniform_grid():
+    grid, values = tabulate(torch.sin, LOW, HIGH, POINTS)
+    assert grid.dtype == values.dtype == torch.float64
+    torch.testing.assert_close(grid, torch.linspace(LOW, HIGH, POINTS, dtype=torch.float64),
+                               rtol=0, atol=0)
+    torch.testing.assert_close(values, torch.sin(grid), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_tabulated_learned_activation_reproduces_subnetwork_on_grid(index):
+    params = phi64(seed=6)
+    source = LearnedActivation(params, "sin", 0.2, index=index).double()
+    table = TabulatedActivation.from_function(source, LOW, HIGH, POINTS)
+    assert not table.values.requires_grad
+    with torch.no_grad():
+        expected = source(table.grid)
+    torch.testing.assert_close(table(table.grid.clone()), expected, rtol=0, atol=ATOL_GRID)
+    # Also from the functional `learned` on the stacked parameters.
+    grid = table.grid
+    stacked = learned(params, grid.expand(2, -1), "sin", 0.2)
+    torch.testing.assert_close(table(grid.clone()), stacked[index], rtol=0, atol=ATOL_GRID)
+
+
+def test_tabulated_is_exact_for_linear_functions_including_extrapolation():
+    table = TabulatedActivation.from_function(lambda x: 2.5 * x - 1.0, LOW, HIGH, POINTS)
+    x = torch.linspace(-20, 20, 401, dtype=torch.float64)
+    torch.testing.assert_close(table(x), 2.5 * x - 1.0, rtol=0, atol=ATOL_LINEAR)
+    # Any input shape is kept.
+    x2 = x[:400].reshape(4, 10, 10)
+    assert table(x2).shape == x2.shape
+
+
+def test_tabulated_interpolates_linearly_between_grid_points():
+    table = TabulatedActivation.from_function(torch.tanh, LOW, HIGH, POINTS)
+    step = (HIGH - LOW) / (POINTS - 1)
+    i, frac = 4, 0.37
+    x = torch.tensor([LOW + (i + frac) * step], dtype=torch.float64)
+    expected = (1 - frac) * math.tanh(LOW + i * step) + frac * math.tanh(LOW + (i + 1) * step)
+    assert abs(float(table(x)) - expected) <= ATOL_INTERP
+
+
+def test_tabulated_evaluates_in_input_dtype():
+    table = TabulatedActivation.from_function(torch.sin, LOW, HIGH, POINTS)
+    x32 = torch.linspace(-1, 1, 5, dtype=torch.float32)
+    assert table(x32).dtype == torch.float32
+
+
+@pytest.mark.parametrize("grid, values", [
+    (torch.zeros(5), torch.zeros(4)),
+    (torch.zeros(1), torch.zeros(1)),
+    (torch.zeros(2, 5), torch.zeros(2, 5)),
+])
+def test_tabulated_rejects_bad_shapes(grid, values):
+    with pytest.raises(ValueError):
+        TabulatedActivation(grid, values)
+
+
+def test_save_table_load_table_round_trip(tmp_path):
+    grid = torch.linspace(LOW, HIGH, POINTS, dtype=torch.float64)
+    values = torch.randn((3, POINTS), generator=torch.Generator().manual_seed(7),
+                         dtype=torch.float64)
+    path = tmp_path / "sub" / "table.npz"
+    save_table(path, grid, values)
+    assert path.exists() and [p.name for p in path.parent.iterdir()] == ["table.npz"]
+    grid2, values2 = load_table(path)
+    assert torch.equal(grid2, grid) and torch.equal(values2, values)
+    assert values2.dtype == torch.float64
+
+
+def test_tabulated_activation_save_load_round_trip(tmp_path):
+    table = TabulatedActivation.from_function(torch.sin, LOW, HIGH, POINTS)
+    path = tmp_path / "act.npz"
+    table.save(path)
+    grid, values = load_table(path)
+    assert values.shape == (1, POINTS)
+    loaded = TabulatedActivation.load(path)
+    assert torch.equal(loaded.grid, table.grid) and torch.equal(loaded.values, table.values)
+    x = torch.linspace(-8, 8, 33, dtype=torch.float64)
+    assert torch.equal(loaded(x), table(x))
+
+
+def test_tabulated_activation_load_picks_type_index(tmp_path):
+    grid = torch.linspace(LOW, HIGH, POINTS, dtype=torch.float64)
+    values = torch.stack([torch.sin(grid), torch.tanh(grid)])
+    path = tmp_path / "two.npz"
+    save_table(path, grid, values)
+    for index in range(2):
+        loaded = TabulatedActivation.load(path, index=index)
+        assert torch.equal(loaded.values, values[index])
+
+
+# --------------------------------------------------------------------------- arms
+
+
+@pytest.fixture
+def two_type_table():
+    params = phi64(seed=8)
+    grid = torch.linspace(LOW, HIGH, POINTS, dtype=torch.float64)
+    values = learned(params, grid.expand(2, -1), "sin", 0.2)
+    return grid, values
+
+
+@pytest.mark.parametrize("arm", ["relu", "tanh", "sin"])
+def test_arm_standard_activation_has_one_type(arm, two_type_table):
+    fn, n_types = arm_activation(arm, *two_type_table)
+    assert n_types == 1
+    x = torch.linspace(-5, 5, 11, dtype=torch.float64)
+    assert torch.equal(fn(x), standard(arm)(x))
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_arm_single_learned_type(k, two_type_table):
+    grid, values = two_type_table
+    fn, n_types = arm_activation(f"type{k}", grid, values)
+    assert n_types == 1
+    x = grid.clone().reshape(1, 1, -1)           # (B, T=1, n)
+    torch.testing.assert_close(fn(x)[0, 0], values[k - 1], rtol=0, atol=ATOL_GRID)
+
+
+def test_arm_mixed_applies_each_learned_type_to_its_block(two_type_table):
+    grid, values = two_type_table
+    fn, n_types = arm_activation("mixed", grid, values)
+    assert n_types == 2
+    x = grid.clone().expand(3, 2, -1)             # (B, T, n), every block sees the grid
+    y = fn(x)
+    for t in range(2):
+        torch.testing.assert_close(y[:, t], values[t].expand(3, -1), rtol=0, atol=ATOL_GRID)
+
+
+def test_arm_mixed_casts_table_to_input_dtype(two_type_table):
+    fn, _ = arm_activation("mixed", *two_type_table)
+    x = torch.zeros((2, 2, 3), dtype=torch.float32)
+    assert fn(x).dtype == torch.float32
+
+
+@pytest.mark.parametrize("arm", ["type0", "type3", "typeX", "type", "bogus", "Mixed", "type-1"])
+def test_arm_rejects_bad_name(arm, two_type_table):
+    with pytest.raises(ValueError, match="unknown arm"):
+        arm_activation(arm, *two_type_table)

@@ -1,0 +1,34 @@
+# Paths and helpers shared by the rules.
+from ldnn.stages import seed_blocks
+
+R = config["results"]
+STUDIES = config["studies"]
+
+
+wildcard_constraints:
+    study="|".join(STUDIES),
+    arm="[a-z0-9]+",
+    width=r"\d+",
+    first=r"\d+",
+    last=r"\d+",
+
+
+def study_data(wildcards):
+    return f"{R}/data/{STUDIES[wildcards.study]['task']}.npz"
+
+
+def study_tables(wildcards):
+    study = STUDIES[wildcards.study]
+    return [
+        f"{R}/{wildcards.study}/train/{arm}/w{width}/seeds{first}-{last}.csv"
+        for arm in study["arms"]
+        for width in study["widths"]
+        for first, last in seed_blocks(study["seeds"], study["seed_block"])
+    ]
+
+
+onstart:
+    import yaml, pathlib
+
+    pathlib.Path(R).mkdir(parents=True, exist_ok=True)
+    pathlib.Path(f"{R}/config.resolved.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

@@ -1,0 +1,18 @@
+# Figures: each has a named target and reads only small tables.
+
+FIG3 = config["figures"]["fig3"]
+
+
+rule fig3:
+    input:
+        history=f"{R}/{FIG3['study']}/metalearn/history.npz",
+        results=f"{R}/{FIG3['study']}/results.csv",
+    output:
+        png=report(f"{R}/figures/fig3.png", caption="../report/fig3.rst", category="Figures"),
+        pdf=f"{R}/figures/fig3.pdf",
+    params:
+        figure=FIG3,
+    log:
+        f"{R}/logs/figures/fig3.log",
+    script:
+        "../scripts/fig3.py"

@@ -1,0 +1,37 @@
+# Meta-learning of a study's activation types, then their capture as frozen tables.
+
+
+rule metalearn:
+    input:
+        data=study_data,
+    output:
+        params=f"{R}/{{study}}/metalearn/params.pt",
+        history=f"{R}/{{study}}/metalearn/history.npz",
+    params:
+        study=lambda w: STUDIES[w.study],
+        activation=config["activation"],
+        meta=config["metalearn"],
+        checkpoint=lambda w: f"{R}/{w.study}/metalearn/checkpoint.pt",
+    log:
+        f"{R}/logs/metalearn/{{study}}.log",
+    benchmark:
+        f"{R}/benchmarks/metalearn/{{study}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=600,
+    script:
+        "../scripts/metalearn.py"
+
+
+rule capture:
+    input:
+        params=rules.metalearn.output.params,
+    output:
+        f"{R}/{{study}}/activations.npz",
+    params:
+        activation=config["activation"],
+    log:
+        f"{R}/logs/capture/{{study}}.log",
+    script:
+        "../scripts/capture.py"

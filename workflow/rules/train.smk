@@ -1,0 +1,33 @@
+# Frozen-activation training: one job per (study, arm, width, seed block), seeds vectorised.
+
+
+rule train:
+    input:
+        data=study_data,
+        activations=rules.capture.output,
+    output:
+        f"{R}/{{study}}/train/{{arm}}/w{{width}}/seeds{{first}}-{{last}}.csv",
+    params:
+        study=lambda w: STUDIES[w.study],
+        train=config["train"],
+    log:
+        f"{R}/logs/train/{{study}}/{{arm}}_w{{width}}_seeds{{first}}-{{last}}.log",
+    benchmark:
+        f"{R}/benchmarks/train/{{study}}/{{arm}}_w{{width}}_seeds{{first}}-{{last}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=60,
+    script:
+        "../scripts/train.py"
+
+
+rule gather:
+    input:
+        study_tables,
+    output:
+        f"{R}/{{study}}/results.csv",
+    log:
+        f"{R}/logs/gather/{{study}}.log",
+    script:
+        "../scripts/gather.py"

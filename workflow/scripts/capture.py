@@ -1,0 +1,4 @@
+from ldnn import stages
+
+with stages.logging_to(snakemake.log[0]):
+    stages.capture(snakemake.input.params, snakemake.params.activation, snakemake.output[0])

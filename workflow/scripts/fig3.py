@@ -1,0 +1,9 @@
+from ldnn import stages
+
+with stages.logging_to(snakemake.log[0]):
+    stages.fig3(
+        history=snakemake.input.history,
+        results=snakemake.input.results,
+        figure=snakemake.params.figure,
+        out=[snakemake.output.png, snakemake.output.pdf],
+    )

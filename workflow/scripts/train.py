@@ -1,0 +1,14 @@
+from ldnn import stages
+
+w = snakemake.wildcards
+with stages.logging_to(snakemake.log[0], snakemake.threads):
+    stages.train_block(
+        data=snakemake.input.data,
+        activations=snakemake.input.activations[0],
+        study=snakemake.params.study,
+        train=snakemake.params.train,
+        arm=w.arm,
+        width=int(w.width),
+        seeds=range(int(w.first), int(w.last) + 1),
+        out=snakemake.output[0],
+    )
