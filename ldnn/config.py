@@ -6,6 +6,7 @@ Library functions take the frozen dataclasses below, never raw dictionaries.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 from dataclasses import dataclass
@@ -109,6 +110,7 @@ def validate(config: dict, schema: dict | str | Path) -> dict:
     """Fill schema defaults into `config` in place and check it; raise ConfigError."""
     if not isinstance(schema, dict):
         schema = yaml.safe_load(Path(schema).read_text())
+    _parse_strings(config, schema)
     errors = list(_validator_with_defaults()(schema).iter_errors(config))
     if errors:
         error = jsonschema.exceptions.best_match(errors)
@@ -120,6 +122,23 @@ def validate(config: dict, schema: dict | str | Path) -> dict:
         raise ConfigError(f"config key '{_key(path)}': {message}")
     _check_relations(config)
     return config
+
+
+def _parse_strings(node: Any, schema: dict) -> Any:
+    """Read YAML in strings where the schema wants another type, in place; returns the node.
+
+    `snakemake --config key={…}` passes nested values as strings."""
+    if isinstance(node, str) and schema.get("type", "string") != "string":
+        with contextlib.suppress(yaml.YAMLError):
+            return yaml.safe_load(node)
+    if isinstance(node, dict):
+        for key in node:
+            sub = schema.get("properties", {}).get(key, schema.get("additionalProperties"))
+            if isinstance(sub, dict):
+                node[key] = _parse_strings(node[key], sub)
+    if isinstance(node, list) and isinstance(schema.get("items"), dict):
+        node[:] = [_parse_strings(item, schema["items"]) for item in node]
+    return node
 
 
 def _check_relations(config: dict) -> None:

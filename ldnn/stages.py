@@ -16,7 +16,7 @@ import torch
 
 from ldnn import tasks
 from ldnn.activations import arm_activation, load_table, save_table, tabulate_learned
-from ldnn.config import ActivationConfig, MetaConfig, StudyConfig, TrainConfig, parse
+from ldnn.config import ActivationConfig, MetaConfig, TrainConfig, parse
 from ldnn.io import write_csv
 from ldnn.metalearn import MetaProblem, load_params, meta_learn, save_result
 from ldnn.networks import layer_sizes
@@ -54,18 +54,14 @@ def make_data(task: str, settings: dict, out: str | Path) -> None:
         raise ValueError(f"no data generator for task {task!r}")
 
 
-def _study(study: dict) -> StudyConfig:
-    return parse(StudyConfig, study, "study")
-
-
-def metalearn(data: str | Path, study: dict, activation: dict, meta: dict,
-              out_params: str | Path, out_history: str | Path, checkpoint: str | Path) -> None:
-    """Meta-learn a study's activation types; resumable from `checkpoint`, removed on success."""
-    spec = _study(study)
-    task = tasks.get(spec.task)
-    problem = MetaProblem(task, tuple(layer_sizes(task.n_in, spec.metalearn_width, spec.depth,
-                                                  task.n_out)),
-                          spec.base, spec.n_types, parse(ActivationConfig, activation, "activation"))
+def metalearn(data: str | Path, task: str, base: str, n_types: int, depth: int, width: int,
+              activation: dict, meta: dict, out_params: str | Path, out_history: str | Path,
+              checkpoint: str | Path) -> None:
+    """Meta-learn `n_types` activations from `base` in a network of `depth` hidden layers of
+    `width`; resumable from `checkpoint`, which is removed on success."""
+    spec = tasks.get(task)
+    problem = MetaProblem(spec, tuple(layer_sizes(spec.n_in, width, depth, spec.n_out)), base,
+                          n_types, parse(ActivationConfig, activation, "activation"))
     state = meta_learn(problem, tasks.TaskData.load(data), parse(MetaConfig, meta, "metalearn"),
                        checkpoint)
     save_result(problem, state, out_params, out_history)
@@ -80,18 +76,17 @@ def capture(params: str | Path, activation: dict, out: str | Path) -> None:
                                       act.high, act.points))
 
 
-def train_block(data: str | Path, activations: str | Path, study: dict, train: dict, arm: str,
-                width: int, seeds: Sequence[int], out: str | Path) -> None:
+def train_block(data: str | Path, activations: str | Path, task: str, depth: int, train: dict,
+                arm: str, width: int, seeds: Sequence[int], out: str | Path) -> None:
     """Frozen training of one (arm, width) for a block of seeds: a tidy table, one row per seed."""
-    spec = _study(study)
-    task = tasks.get(spec.task)
-    cfg = parse(TrainConfig, train, "train")
+    spec = tasks.get(task)
     grid, values = load_table(activations)
     activation, n_types = arm_activation(arm, grid.float(), values.float())
-    log.info("training %s arm %s width %d, seeds %s", spec.task, arm, width, list(seeds))
-    sizes = layer_sizes(task.n_in, width, spec.depth, task.n_out)
-    result = train_seeds(task, tasks.TaskData.load(data), sizes, activation, n_types, cfg, seeds)
-    table = pd.DataFrame({"task": spec.task, "arm": arm, "width": width, "seed": list(seeds)}
+    log.info("training %s arm %s width %d, seeds %s", task, arm, width, list(seeds))
+    sizes = layer_sizes(spec.n_in, width, depth, spec.n_out)
+    result = train_seeds(spec, tasks.TaskData.load(data), sizes, activation, n_types,
+                         parse(TrainConfig, train, "train"), seeds)
+    table = pd.DataFrame({"task": task, "arm": arm, "width": width, "seed": list(seeds)}
                          | {k: v.numpy() for k, v in result.items()})
     log.info("diverged: %d of %d", int(table.diverged.sum()), len(table))
     write_csv(table, out)

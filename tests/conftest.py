@@ -7,7 +7,6 @@ in well under a second on one core.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,7 +16,6 @@ from ldnn.metalearn import MetaProblem
 from ldnn.tasks import TaskData
 from ldnn.tasks.mnist1d import TASK
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 N_TRAIN, N_TEST = 60, 30
 N_IN, N_OUT = TASK.n_in, TASK.n_out
 

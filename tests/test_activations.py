@@ -8,7 +8,8 @@ import torch
 
 from ldnn.activations import (STANDARD, LearnedActivation, TabulatedActivation,
                               arm_activation, init_subnetworks, interpolate, learned,
-                              load_table, save_table, standard, subnetwork, tabulate)
+                              load_table, save_table, standard, subnetwork, tabulate,
+                              tabulate_learned)
 
 # float64 round-off on O(1)–O(10) values: a few ulps times a few operations.
 ATOL_GRID = 1e-12          # tabulated value at a grid point vs the function itself
@@ -174,6 +175,18 @@ def test_tabulate_samples_function_on_uniform_grid():
     torch.testing.assert_close(grid, torch.linspace(LOW, HIGH, POINTS, dtype=torch.float64),
                                rtol=0, atol=0)
     torch.testing.assert_close(values, torch.sin(grid), rtol=0, atol=0)
+
+
+def test_tabulate_learned_gives_every_type_in_float64():
+    params32 = {k: v.float().requires_grad_() for k, v in phi64(n_types=3, seed=9).items()}
+    grid, values = tabulate_learned(params32, "tanh", 0.2, LOW, HIGH, POINTS)
+    assert grid.dtype == values.dtype == torch.float64 and values.shape == (3, POINTS)
+    assert not values.requires_grad
+    torch.testing.assert_close(grid, torch.linspace(LOW, HIGH, POINTS, dtype=torch.float64),
+                               rtol=0, atol=0)
+    params64 = {k: v.detach().double() for k, v in params32.items()}
+    expected = learned(params64, grid.expand(3, -1), "tanh", 0.2)
+    torch.testing.assert_close(values, expected, rtol=0, atol=ATOL_GRID)
 
 
 @pytest.mark.parametrize("index", [0, 1])

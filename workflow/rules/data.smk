@@ -6,6 +6,8 @@ rule data_mnist1d:
         f"{R}/data/mnist1d.npz",
     params:
         settings=config["data"]["mnist1d"],
+    conda:
+        "../../envs/ldnn.yaml"
     log:
         f"{R}/logs/data/mnist1d.log",
     script:

@@ -12,6 +12,8 @@ rule fig3:
         pdf=f"{R}/figures/fig3.pdf",
     params:
         figure=FIG3,
+    conda:
+        "../../envs/ldnn.yaml"
     log:
         f"{R}/logs/figures/fig3.log",
     script:

@@ -8,10 +8,16 @@ rule metalearn:
         params=f"{R}/{{study}}/metalearn/params.pt",
         history=f"{R}/{{study}}/metalearn/history.npz",
     params:
-        study=lambda w: STUDIES[w.study],
+        task=lambda w: STUDIES[w.study]["task"],
+        base=lambda w: STUDIES[w.study]["base"],
+        n_types=lambda w: STUDIES[w.study]["n_types"],
+        depth=lambda w: STUDIES[w.study]["depth"],
+        width=lambda w: STUDIES[w.study]["metalearn_width"],
         activation=config["activation"],
         meta=config["metalearn"],
         checkpoint=lambda w: f"{R}/{w.study}/metalearn/checkpoint.pt",
+    conda:
+        "../../envs/ldnn.yaml"
     log:
         f"{R}/logs/metalearn/{{study}}.log",
     benchmark:
@@ -31,6 +37,8 @@ rule capture:
         f"{R}/{{study}}/activations.npz",
     params:
         activation=config["activation"],
+    conda:
+        "../../envs/ldnn.yaml"
     log:
         f"{R}/logs/capture/{{study}}.log",
     script:

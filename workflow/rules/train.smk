@@ -8,8 +8,11 @@ rule train:
     output:
         f"{R}/{{study}}/train/{{arm}}/w{{width}}/seeds{{first}}-{{last}}.csv",
     params:
-        study=lambda w: STUDIES[w.study],
+        task=lambda w: STUDIES[w.study]["task"],
+        depth=lambda w: STUDIES[w.study]["depth"],
         train=config["train"],
+    conda:
+        "../../envs/ldnn.yaml"
     log:
         f"{R}/logs/train/{{study}}/{{arm}}_w{{width}}_seeds{{first}}-{{last}}.log",
     benchmark:
@@ -27,6 +30,8 @@ rule gather:
         study_tables,
     output:
         f"{R}/{{study}}/results.csv",
+    conda:
+        "../../envs/ldnn.yaml"
     log:
         f"{R}/logs/gather/{{study}}.log",
     script:

@@ -1,12 +1,17 @@
 from ldnn import stages
 
+p = snakemake.params
 with stages.logging_to(snakemake.log[0], snakemake.threads):
     stages.metalearn(
         data=snakemake.input.data,
-        study=snakemake.params.study,
-        activation=snakemake.params.activation,
-        meta=snakemake.params.meta,
+        task=p.task,
+        base=p.base,
+        n_types=p.n_types,
+        depth=p.depth,
+        width=p.width,
+        activation=p.activation,
+        meta=p.meta,
         out_params=snakemake.output.params,
         out_history=snakemake.output.history,
-        checkpoint=snakemake.params.checkpoint,
+        checkpoint=p.checkpoint,
     )

@@ -5,7 +5,8 @@ with stages.logging_to(snakemake.log[0], snakemake.threads):
     stages.train_block(
         data=snakemake.input.data,
         activations=snakemake.input.activations[0],
-        study=snakemake.params.study,
+        task=snakemake.params.task,
+        depth=snakemake.params.depth,
         train=snakemake.params.train,
         arm=w.arm,
         width=int(w.width),

@@ -1,0 +1,87 @@
+"""The Snakemake workflow: lint, planned jobs, config errors, and the smoke run end to end."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+
+
+def snakemake(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def planned_outputs(stdout: str, pattern: str) -> list[str]:
+    """Outputs of the planned jobs in a dry run that match `pattern`."""
+    lines = re.findall(r"^    output: (.+)$", stdout, flags=re.M)
+    return [path for line in lines for path in line.split(", ") if re.search(pattern, path)]
+
+
+def test_lint_is_clean():
+    result = snakemake("--lint")
+    assert result.returncode == 0, result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
+
+
+def test_paper_config_plans_metalearning_six_arms_fifty_seeds_and_fig3(tmp_path):
+    result = snakemake("-n", "--config", f"results={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert len(planned_outputs(out, r"metalearn/params\.pt$")) == 1
+    assert len(planned_outputs(out, r"figures/fig3\.png$")) == 1
+    seeds: dict[str, set[int]] = {}
+    for path in planned_outputs(out, r"/train/"):
+        arm, first, last = re.search(r"train/(\w+)/w100/seeds(\d+)-(\d+)\.csv", path).groups()
+        seeds.setdefault(arm, set()).update(range(int(first), int(last) + 1))
+    assert seeds == {arm: set(range(50)) for arm in
+                     ["relu", "tanh", "sin", "type1", "type2", "mixed"]}
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("override, key", [
+    ("metalearn={outer_steps: -1}", "metalearn.outer_steps"),
+    ("metalearn={meta_gradient: third_order}", "metalearn.meta_gradient"),
+    ("train={bogus: 1}", "train.bogus"),
+    ("activation={low: 5, high: -5}", "activation.low"),
+])
+def test_invalid_config_stops_before_any_job_naming_the_key(tmp_path, override, key):
+    result = snakemake("-n", "--config", f"results={tmp_path}", override)
+    assert result.returncode != 0
+    output = (result.stdout + result.stderr).splitlines()
+    message = [line for line in output if line.startswith("config key")]
+    assert len(message) == 1 and f"'{key}'" in message[0]
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_smoke_configuration_runs_end_to_end_to_fig3(tmp_path):
+    results = tmp_path / "results"
+    run = snakemake("--cores", "2", "--configfile", str(ROOT / "tests/smoke.yaml"),
+                    "--config", f"results={results}")
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    for name in ("fig3.png", "fig3.pdf"):
+        assert (results / "figures" / name).stat().st_size > 10_000
+    table = pd.read_csv(results / "mnist1d_sin/results.csv")
+    assert len(table) == 6 * 4
+    assert set(table.arm) == {"relu", "tanh", "sin", "type1", "type2", "mixed"}
+    assert list(table.columns) == ["study", "task", "arm", "width", "seed", "test_loss",
+                                   "test_accuracy", "train_loss", "diverged"]
+    assert table.groupby("arm").seed.apply(sorted).map(list).eq([[0, 1, 2, 3]] * 6).all()
+    assert table.test_accuracy.between(0, 1).all()
+    with np.load(results / "mnist1d_sin/metalearn/history.npz") as history:
+        assert history["outer_loss"].shape == (4,)
+        assert history["snapshots"].shape == (3, 2, 100)
+    assert not (results / "mnist1d_sin/metalearn/checkpoint.pt").exists()
+    assert (results / "config.resolved.yaml").exists()
+
+    again = snakemake("-n", "fig3", "--configfile", str(ROOT / "tests/smoke.yaml"),
+                      "--config", f"results={results}")
+    assert "Nothing to be done" in again.stdout + again.stderr
