@@ -129,6 +129,9 @@ def _parse_strings(node: Any, schema: dict) -> Any:
 
     `snakemake --config key={…}` passes nested values as strings."""
     if isinstance(node, str) and schema.get("type", "string") != "string":
+        if schema.get("type") == "number":
+            with contextlib.suppress(ValueError):
+                return float(node)
         with contextlib.suppress(yaml.YAMLError):
             return yaml.safe_load(node)
     if isinstance(node, dict):

@@ -146,7 +146,8 @@ def _fingerprint(problem: MetaProblem, cfg: MetaConfig, data: TaskData) -> dict:
     return {"problem": [problem.task.name, list(problem.sizes), problem.base, problem.n_types,
                         dataclasses.asdict(problem.activation)],
             "meta": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "checkpoint_every"},
-            "data": [float(data.x_train.double().sum()), int(data.x_train.shape[0])]}
+            "data": [float(data.x_train.double().sum()), float(data.y_train.double().sum()),
+                     list(data.x_train.shape)]}
 
 
 def meta_learn(problem: MetaProblem, data: TaskData, cfg: MetaConfig,
@@ -158,7 +159,7 @@ def meta_learn(problem: MetaProblem, data: TaskData, cfg: MetaConfig,
     state = _resume(checkpoint, fingerprint)
     if state is None:
         phi = init_subnetworks(problem.n_types, problem.activation.width,
-                               seeding.generator(cfg.seed, seeding.ACTIVATIONS))
+                               seeding.generator(cfg.seed, seeding.ACTIVATIONS), data.x_train.dtype)
         state = MetaState(0, phi, {k: torch.zeros_like(v) for k, v in phi.items()},
                           seeding.generator(cfg.seed, seeding.INIT).get_state(), [], [],
                           [0], [snapshot(problem, phi)])

@@ -41,7 +41,8 @@ def train_seeds(task: Task, data: TaskData, sizes: Sequence[int], activation: Ty
                 n_types: int, cfg: TrainConfig, seeds: Sequence[int]) -> dict[str, Tensor]:
     """Train one network per seed; returns each metric (S,), train_loss (S,) and diverged (S,).
 
-    A seed is diverged if any training loss was not finite; it stays in the results.
+    A seed is diverged if any training loss was not finite; it stays in the results, with
+    NaN metrics.
     """
     dtype = data.x_train.dtype
     params = tuple(torch.stack(p) for p in zip(*(_init(s, cfg, sizes, dtype) for s in seeds)))
@@ -83,4 +84,6 @@ def _train(task: Task, data: TaskData, params: Params, orders: Tensor,
         metrics = task.metrics(forward(params, data.x_test, activation, n_types), data.y_test)
         train_loss = task.loss(forward(params, data.x_train, activation, n_types), data.y_train)
     result = {name: metrics[..., i] for i, name in enumerate(task.metric_names)}
-    return result | {"train_loss": train_loss, "diverged": diverged}
+    result["train_loss"] = train_loss
+    nan = torch.tensor(float("nan"), dtype=train_loss.dtype)
+    return {k: torch.where(diverged, nan, v) for k, v in result.items()} | {"diverged": diverged}

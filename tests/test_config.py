@@ -81,10 +81,6 @@ def test_numeric_string_from_command_line_is_read_as_yaml(shipped, schema):
     assert config["metalearn"]["meta_gradient"] == "first_order"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug: PyYAML (YAML 1.1) reads `1e-3` as the string '1e-3'; "
-    "ldnn.config._parse_strings re-parses it with yaml.safe_load, which again gives a "
-    "string, so `lr: 1e-3` in config.yaml is rejected as \"'1e-3' is not of type 'number'\""))
 def test_exponent_without_dot_is_a_number(shipped, schema):
     config = copy.deepcopy(shipped)
     config["train"] = yaml.safe_load("{lr: 1e-3}")

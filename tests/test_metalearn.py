@@ -191,7 +191,7 @@ def test_one_outer_step_is_clipped_sgd(tiny_problem, tiny_data, meta_cfg):
     state = meta_learn(tiny_problem, tiny_data, cfg)
 
     phi0 = init_subnetworks(2, tiny_problem.activation.width,
-                            seeding.generator(cfg.seed, seeding.ACTIVATIONS))
+                            seeding.generator(cfg.seed, seeding.ACTIVATIONS), torch.float64)
     generator = seeding.generator(cfg.seed, seeding.INIT)
     run = draw_inner_run(tiny_problem, 60, cfg, generator, torch.float64)
     final_batch = torch.randperm(60, generator=generator)[:cfg.batch_size]
@@ -236,7 +236,8 @@ def test_history_shapes(tiny_problem, tiny_data, meta_cfg, steps, every, expecte
     np.testing.assert_array_equal(h["grid"], np.linspace(act.low, act.high, act.points))
     assert np.isfinite(h["outer_loss"]).all() and (h["grad_norm"] >= 0).all()
     # The first snapshot is the initial activation, the last the final one.
-    phi0 = init_subnetworks(2, act.width, seeding.generator(cfg.seed, seeding.ACTIVATIONS))
+    phi0 = init_subnetworks(2, act.width, seeding.generator(cfg.seed, seeding.ACTIVATIONS),
+                            torch.float64)
     np.testing.assert_array_equal(h["snapshots"][0], snapshot(tiny_problem, phi0))
     np.testing.assert_array_equal(h["snapshots"][-1], snapshot(tiny_problem, state.phi))
 

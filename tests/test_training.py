@@ -110,6 +110,7 @@ def test_diverged_seed_is_flagged_and_others_unaffected(task, tiny_data, train_c
     both = train_seeds(task, tiny_data, SIZES, torch.exp, 1, cfg, [0, 3])
     assert both["diverged"].tolist() == [False, True]
     assert torch.isfinite(both["train_loss"][0]) and not torch.isfinite(both["train_loss"][1])
+    assert torch.isnan(both["test_accuracy"][1]) and torch.isfinite(both["test_accuracy"][0])
     good = train_seeds(task, tiny_data, SIZES, torch.exp, 1, cfg, [0])
     bad = train_seed(task, tiny_data, SIZES, torch.exp, 1, cfg, 3)
     assert_same(both, {k: v[0] for k, v in good.items()}, 0)
