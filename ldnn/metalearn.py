@@ -66,9 +66,9 @@ def draw_inner_run(problem: MetaProblem, n_train: int, cfg: MetaConfig,
 
 
 def _loss(problem: MetaProblem, phi: dict[str, Tensor], theta: Params, x: Tensor, y: Tensor,
-          noise: list[Tensor]) -> Tensor:
+          noise: list[Tensor], nodes: int | None) -> Tensor:
     def activation(z: Tensor) -> Tensor:
-        return learned(phi, z, problem.base, problem.activation.scale)
+        return learned(phi, z, problem.base, problem.activation.scale, nodes)
 
     return problem.task.loss(forward(theta, x, activation, problem.n_types, noise), y)
 
@@ -85,7 +85,8 @@ def inner_loop(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, data
     for k, index in enumerate(run.batches):
         noise = [n[k] for n in run.noise]
         with torch.enable_grad():
-            loss = _loss(problem, phi, theta, data.x_train[index], data.y_train[index], noise)
+            loss = _loss(problem, phi, theta, data.x_train[index], data.y_train[index], noise,
+                         cfg.nodes or None)
             grads = torch.autograd.grad(loss, theta, create_graph=differentiable)
         square_avg = [cfg.inner_decay * s + (1 - cfg.inner_decay) * g * g
                       for s, g in zip(square_avg, grads)]
@@ -116,7 +117,7 @@ def meta_gradient(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, d
         theta = tuple(p.detach() for p in theta)
         noise = [n[-1] for n in run.noise]
         loss = _loss(problem, phi, theta, data.x_train[final_batch],
-                     data.y_train[final_batch], noise)
+                     data.y_train[final_batch], noise, cfg.nodes or None)
         grads = torch.autograd.grad(loss, list(phi.values()))
         return losses.mean(), dict(zip(phi, grads))
     raise ValueError(f"unknown meta_gradient {cfg.meta_gradient!r}; choose from {META_GRADIENTS}")
@@ -150,6 +151,7 @@ def _fingerprint(problem: MetaProblem, cfg: MetaConfig, data: TaskData) -> dict:
                      list(data.x_train.shape)]}
 
 
+@seeding.deterministic()
 def meta_learn(problem: MetaProblem, data: TaskData, cfg: MetaConfig,
                checkpoint: str | Path | None = None) -> MetaState:
     """Run Algorithm 1 for cfg.outer_steps outer steps, resuming from `checkpoint` if it matches."""

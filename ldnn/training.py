@@ -58,6 +58,7 @@ def train_seed(task: Task, data: TaskData, sizes: Sequence[int], activation: Typ
     return _train(task, data, params, orders, activation, n_types, cfg)
 
 
+@seeding.deterministic()
 def _train(task: Task, data: TaskData, params: Params, orders: Tensor,
            activation: TypedActivation, n_types: int, cfg: TrainConfig) -> dict[str, Tensor]:
     """SGD with momentum over batches `orders` (steps, [S,] B) from (optionally stacked) params."""

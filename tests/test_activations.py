@@ -320,3 +320,38 @@ def test_arm_mixed_casts_table_to_input_dtype(two_type_table):
 def test_arm_rejects_bad_name(arm, two_type_table):
     with pytest.raises(ValueError, match="unknown arm"):
         arm_activation(arm, *two_type_table)
+
+
+# Cubic Hermite interpolation: value error O(h⁴), slope error O(h³). Doubling the nodes
+# must shrink the errors by ≈16 and ≈8; we require a clear margin below those factors.
+HERMITE_VALUE_ORDER_RATIO = 12.0
+HERMITE_SLOPE_ORDER_RATIO = 6.0
+
+
+def test_subnetwork_slope_is_the_autograd_derivative():
+    from ldnn.activations import subnetwork_and_slope
+
+    params = init_subnetworks(2, 7, torch.Generator().manual_seed(4), torch.float64)
+    x = torch.linspace(-6, 6, 50, dtype=torch.float64).expand(2, -1).clone().requires_grad_()
+    value, slope = subnetwork_and_slope(params, x)
+    torch.testing.assert_close(value, subnetwork(params, x), rtol=0, atol=1e-13)
+    (derivative,) = torch.autograd.grad(value.sum(), x)
+    torch.testing.assert_close(slope, derivative, rtol=0, atol=1e-13)
+
+
+def test_hermite_learned_activation_converges_at_fourth_and_third_order():
+    params = init_subnetworks(2, 50, torch.Generator().manual_seed(1), torch.float64)
+    x = (torch.randn(200, 2, 50, generator=torch.Generator().manual_seed(2),
+                     dtype=torch.float64) * 3).requires_grad_()
+    exact = learned(params, x, "sin", 0.2)
+    (exact_slope,) = torch.autograd.grad(exact.sum(), x)
+    errors = []
+    for nodes in (129, 257, 513):
+        approx = learned(params, x, "sin", 0.2, nodes)
+        (slope,) = torch.autograd.grad(approx.sum(), x)
+        errors.append((float((approx - exact).detach().abs().max()),
+                       float((slope - exact_slope).abs().max())))
+    for (v0, s0), (v1, s1) in zip(errors, errors[1:]):
+        assert v0 / v1 > HERMITE_VALUE_ORDER_RATIO
+        assert s0 / s1 > HERMITE_SLOPE_ORDER_RATIO
+    assert errors[-1][0] < 1e-8

@@ -127,6 +127,25 @@ def test_unrolled_meta_gradient_matches_finite_differences(tiny_problem, tiny_da
     assert_matches_fd(grads, central_difference(outer, phi))
 
 
+# Hermite nodes make the meta-gradient an O(h³) approximation of the exact one.
+RTOL_HERMITE = 1e-5
+
+
+@pytest.mark.parametrize("kind", ["unrolled", "first_order"])
+def test_hermite_meta_gradient_agrees_with_exact(tiny_problem, tiny_data, meta_cfg, inner_run,
+                                                 kind):
+    phi = phi64(tiny_problem)
+    batch = torch.arange(20)
+    exact_loss, exact = meta_gradient(tiny_problem, phi, inner_run, tiny_data,
+                                      meta_cfg(meta_gradient=kind, nodes=0), batch)
+    loss, approx = meta_gradient(tiny_problem, phi, inner_run, tiny_data,
+                                 meta_cfg(meta_gradient=kind, nodes=1025), batch)
+    assert abs(float(loss - exact_loss)) <= RTOL_HERMITE * abs(float(exact_loss))
+    flat_exact = torch.cat([g.reshape(-1) for g in exact.values()])
+    flat_approx = torch.cat([g.reshape(-1) for g in approx.values()])
+    assert torch.linalg.norm(flat_approx - flat_exact) <= RTOL_HERMITE * torch.linalg.norm(flat_exact)
+
+
 def test_meta_gradient_leaves_phi_untouched(tiny_problem, tiny_data, meta_cfg, inner_run):
     phi = phi64(tiny_problem)
     before = {k: v.clone() for k, v in phi.items()}
