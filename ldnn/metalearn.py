@@ -47,10 +47,12 @@ class MetaProblem:
 
 @dataclass
 class InnerRun:
-    """Random draws of one inner loop: init θ0, batch indices (K, B), hidden noise per layer (K, H)."""
+    """Random draws of one inner loop: init θ0, batch indices (K, B), hidden noise per layer
+    (K, H), and the batch (B,) of the first-order meta-gradient."""
     theta0: Params
     batches: Tensor
     noise: list[Tensor]
+    final_batch: Tensor
 
 
 def draw_inner_run(problem: MetaProblem, n_train: int, cfg: MetaConfig,
@@ -62,7 +64,8 @@ def draw_inner_run(problem: MetaProblem, n_train: int, cfg: MetaConfig,
     batches = torch.cat(orders).reshape(-1, cfg.batch_size)
     noise = [(torch.rand((batches.shape[0], width), generator=generator, dtype=dtype) * 2 - 1)
              * cfg.noise for width in problem.sizes[1:-1]]
-    return InnerRun(theta0, batches, noise)
+    final_batch = torch.randperm(n_train, generator=generator)[:cfg.batch_size]
+    return InnerRun(theta0, batches, noise, final_batch)
 
 
 def _loss(problem: MetaProblem, phi: dict[str, Tensor], theta: Params, x: Tensor, y: Tensor,
@@ -100,12 +103,8 @@ def inner_loop(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, data
 
 
 def meta_gradient(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, data: TaskData,
-                  cfg: MetaConfig, final_batch: Tensor | None = None
-                  ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Outer loss (mean inner loss) and its meta-gradient with respect to φ.
-
-    `final_batch` (B,) indexes the batch of the first-order gradient.
-    """
+                  cfg: MetaConfig) -> tuple[Tensor, dict[str, Tensor]]:
+    """Outer loss (mean inner loss) and its meta-gradient with respect to φ."""
     phi = {k: v.detach().requires_grad_() for k, v in phi.items()}
     if cfg.meta_gradient == "unrolled":
         _, losses = inner_loop(problem, phi, run, data, cfg, differentiable=True)
@@ -116,8 +115,8 @@ def meta_gradient(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, d
         theta, losses = inner_loop(problem, phi, run, data, cfg, differentiable=False)
         theta = tuple(p.detach() for p in theta)
         noise = [n[-1] for n in run.noise]
-        loss = _loss(problem, phi, theta, data.x_train[final_batch],
-                     data.y_train[final_batch], noise, cfg.nodes or None)
+        loss = _loss(problem, phi, theta, data.x_train[run.final_batch],
+                     data.y_train[run.final_batch], noise, cfg.nodes or None)
         grads = torch.autograd.grad(loss, list(phi.values()))
         return losses.mean(), dict(zip(phi, grads))
     raise ValueError(f"unknown meta_gradient {cfg.meta_gradient!r}; choose from {META_GRADIENTS}")
@@ -173,8 +172,7 @@ def meta_learn(problem: MetaProblem, data: TaskData, cfg: MetaConfig,
              problem.n_types, problem.base, cfg.meta_gradient, state.step, cfg.outer_steps)
     while state.step < cfg.outer_steps:
         run = draw_inner_run(problem, n_train, cfg, generator, data.x_train.dtype)
-        final_batch = torch.randperm(n_train, generator=generator)[:cfg.batch_size]
-        outer_loss, grads = meta_gradient(problem, state.phi, run, data, cfg, final_batch)
+        outer_loss, grads = meta_gradient(problem, state.phi, run, data, cfg)
         for name, grad in grads.items():
             clipped = grad.clamp(-cfg.grad_clip, cfg.grad_clip)
             state.momentum[name] = cfg.outer_momentum * state.momentum[name] + clipped

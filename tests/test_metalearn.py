@@ -135,11 +135,10 @@ RTOL_HERMITE = 1e-5
 def test_hermite_meta_gradient_agrees_with_exact(tiny_problem, tiny_data, meta_cfg, inner_run,
                                                  kind):
     phi = phi64(tiny_problem)
-    batch = torch.arange(20)
     exact_loss, exact = meta_gradient(tiny_problem, phi, inner_run, tiny_data,
-                                      meta_cfg(meta_gradient=kind, nodes=0), batch)
+                                      meta_cfg(meta_gradient=kind, nodes=0))
     loss, approx = meta_gradient(tiny_problem, phi, inner_run, tiny_data,
-                                 meta_cfg(meta_gradient=kind, nodes=1025), batch)
+                                 meta_cfg(meta_gradient=kind, nodes=1025))
     assert abs(float(loss - exact_loss)) <= RTOL_HERMITE * abs(float(exact_loss))
     flat_exact = torch.cat([g.reshape(-1) for g in exact.values()])
     flat_approx = torch.cat([g.reshape(-1) for g in approx.values()])
@@ -157,8 +156,8 @@ def test_first_order_meta_gradient_is_gradient_at_fixed_final_theta(tiny_problem
                                                                     meta_cfg, inner_run):
     cfg = meta_cfg(meta_gradient="first_order")
     phi = phi64(tiny_problem)
-    final_batch = torch.randperm(60, generator=torch.Generator().manual_seed(3))[:cfg.batch_size]
-    outer_loss, grads = meta_gradient(tiny_problem, phi, inner_run, tiny_data, cfg, final_batch)
+    final_batch = inner_run.final_batch
+    outer_loss, grads = meta_gradient(tiny_problem, phi, inner_run, tiny_data, cfg)
 
     theta_T, losses = inner_loop(tiny_problem, phi, inner_run, tiny_data, cfg,
                                  differentiable=False)
@@ -213,8 +212,7 @@ def test_one_outer_step_is_clipped_sgd(tiny_problem, tiny_data, meta_cfg):
                             seeding.generator(cfg.seed, seeding.ACTIVATIONS), torch.float64)
     generator = seeding.generator(cfg.seed, seeding.INIT)
     run = draw_inner_run(tiny_problem, 60, cfg, generator, torch.float64)
-    final_batch = torch.randperm(60, generator=generator)[:cfg.batch_size]
-    loss, grads = meta_gradient(tiny_problem, phi0, run, tiny_data, cfg, final_batch)
+    loss, grads = meta_gradient(tiny_problem, phi0, run, tiny_data, cfg)
     assert any((g.abs() > cfg.grad_clip).any() for g in grads.values()), "clip not exercised"
     for name, g in grads.items():
         clipped = g.clamp(-cfg.grad_clip, cfg.grad_clip)
