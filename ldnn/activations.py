@@ -48,22 +48,25 @@ def init_subnetworks(n_types: int, width: int, generator: torch.Generator,
     }
 
 
+def _hidden(params: dict[str, Tensor], x: Tensor) -> Tensor:
+    """The sub-networks' tanh layer: x (..., T, n) → (..., T, n, W)."""
+    return torch.tanh(x[..., None] * params["w1"][:, None, :] + params["b1"][:, None, :])
+
+
+def _output(params: dict[str, Tensor], hidden: Tensor) -> Tensor:
+    return (hidden * params["w2"][:, None, :]).sum(-1) + params["b2"][:, None]
+
+
 def subnetwork(params: dict[str, Tensor], x: Tensor) -> Tensor:
     """Evaluate the T sub-networks: x (..., T, n) → (..., T, n); type t acts on x[..., t, :]."""
-    w1 = params["w1"][:, None, :]
-    b1 = params["b1"][:, None, :]
-    w2 = params["w2"][:, None, :]
-    hidden = torch.tanh(x[..., None] * w1 + b1)
-    return (hidden * w2).sum(-1) + params["b2"][:, None]
+    return _output(params, _hidden(params, x))
 
 
 def subnetwork_and_slope(params: dict[str, Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
     """g_t(x) and g_t'(x) in closed form: x (T, G) → two (T, G) tensors."""
-    w1 = params["w1"][:, None, :]
-    hidden = torch.tanh(x[..., None] * w1 + params["b1"][:, None, :])
-    w2 = params["w2"][:, None, :]
-    value = (hidden * w2).sum(-1) + params["b2"][:, None]
-    return value, ((1 - hidden * hidden) * (w1 * w2)).sum(-1)
+    hidden = _hidden(params, x)
+    slope = ((1 - hidden * hidden) * (params["w1"] * params["w2"])[:, None, :]).sum(-1)
+    return _output(params, hidden), slope
 
 
 def learned(params: dict[str, Tensor], x: Tensor, base: str, scale: float,

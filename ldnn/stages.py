@@ -31,27 +31,22 @@ def logging_to(path: str | Path, threads: int = 1) -> Iterator[None]:
     torch.set_num_threads(threads)
     handler = logging.FileHandler(path, mode="w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%H:%M:%S"))
-    root = logging.getLogger("ldnn")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
     try:
         yield
     except Exception:
         log.exception("stage failed")
         raise
     finally:
-        root.removeHandler(handler)
+        log.removeHandler(handler)
         handler.close()
 
 
 def make_data(task: str, settings: dict, out: str | Path) -> None:
     """Generate a task's data set into `out` (.npz)."""
     log.info("generating %s data: %s", task, settings)
-    if task == "mnist1d":
-        from ldnn.tasks import mnist1d
-        mnist1d.write(out, **settings)
-    else:
-        raise ValueError(f"no data generator for task {task!r}")
+    tasks.module(task).write(out, **settings)
 
 
 def metalearn(data: str | Path, task: str, base: str, n_types: int, depth: int, width: int,

@@ -45,8 +45,13 @@ class TaskData:
             return cls(*(tensor(d[k]) for k in ("x_train", "y_train", "x_test", "y_test")))
 
 
-def get(name: str) -> Task:
-    """The Task called `name`."""
+def module(name: str):
+    """The module of task `name`: its `TASK` and its data generator `write(path, **settings)`."""
     if name not in NAMES:
         raise ValueError(f"unknown task {name!r}; choose from {list(NAMES)}")
-    return importlib.import_module(f"ldnn.tasks.{name}").TASK
+    return importlib.import_module(f"ldnn.tasks.{name}")
+
+
+def get(name: str) -> Task:
+    """The Task called `name`."""
+    return module(name).TASK
