@@ -5,7 +5,7 @@
 
 1. Meta-learning outer step (hidden 100, 2 types, batch 200, 5 inner epochs = 100 inner
    steps, unrolled): the textbook reference (benchmarks/reference_metalearn.py) against
-   ldnn exact (nodes 0) and ldnn default (Hermite nodes). Each runs in its own process;
+   ldnn exact (spline_spacing 0) and ldnn default (Hermite splines, spacing 0.01). Each runs in its own process;
    memory is the peak resident set minus the resident set before the first step.
 2. Frozen training, 6 arms × 50 seeds × 50 epochs: ldnn's vectorised seeds against a
    loop over ldnn's single-seed path and a loop of plain torch.nn/torch.optim training.
@@ -36,12 +36,12 @@ def _mnist1d():
     return TaskData.load(path)
 
 
-def _paper_meta(nodes: int):
+def _paper_meta(spacing: float):
     from ldnn.config import ActivationConfig, MetaConfig
     from ldnn.metalearn import MetaProblem
     from ldnn.tasks import get
 
-    cfg = MetaConfig(meta_gradient="unrolled", nodes=nodes, outer_steps=1, outer_lr=0.4,
+    cfg = MetaConfig(meta_gradient="unrolled", spline_spacing=spacing, outer_steps=1, outer_lr=0.4,
                      outer_momentum=0.8, grad_clip=0.1, inner_lr=0.01, inner_decay=0.8,
                      inner_epochs=5, batch_size=200, noise=0.1, snapshot_every=1,
                      checkpoint_every=1, seed=0)
@@ -59,7 +59,7 @@ def measure_outer_step(impl: str, steps: int) -> dict:
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
     data = _mnist1d()
-    problem, cfg = _paper_meta(nodes=1025 if impl == "ldnn_hermite" else 0)
+    problem, cfg = _paper_meta(spacing=0.01 if impl == "ldnn_spline" else 0)
     generator = torch.Generator().manual_seed(0)
     phi = init_subnetworks(2, 50, generator)
 
@@ -150,7 +150,7 @@ def main() -> None:
     meta = [json.loads(subprocess.run([sys.executable, __file__, "--measure", impl]
                                       + (["--quick"] if args.quick else []),
                                       capture_output=True, text=True, check=True).stdout)
-            for impl in ("reference", "ldnn_exact", "ldnn_hermite")]
+            for impl in ("reference", "ldnn_exact", "ldnn_spline")]
     training = measure_training(seeds=10 if args.quick else 50, epochs=5 if args.quick else 50)
     result = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
                          f"torch {torch.__version__}",

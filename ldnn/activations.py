@@ -69,35 +69,68 @@ def subnetwork_and_slope(params: dict[str, Tensor], x: Tensor) -> tuple[Tensor, 
     return _output(params, hidden), slope
 
 
-def learned(params: dict[str, Tensor], x: Tensor, base: str, scale: float,
-            nodes: int | None = None) -> Tensor:
-    """σ_t(x) = base(x) + scale·g_t(x): x (..., T, n) → (..., T, n).
+def learned(params: dict[str, Tensor], x: Tensor, base: str, scale: float) -> Tensor:
+    """σ_t(x) = base(x) + scale·g_t(x): x (..., T, n) → (..., T, n)."""
+    return standard(base)(x) + scale * subnetwork(params, x)
 
-    With `nodes`, g_t is evaluated exactly only on `nodes` uniform points spanning the
-    range of x and interpolated by cubic Hermite splines through its values and slopes:
-    error O(h⁴) in σ and O(h³) in σ' for node spacing h, at a cost independent of x's size.
+
+class SplineTable:
+    """The T sub-networks as cubic Hermite splines on a uniform grid of spacing h over
+    [low, high], through their exact values and slopes: error O(h⁴) in g, O(h³) in g'.
+
+    Building it costs one sub-network evaluation per node; evaluating it costs a gather and
+    a cubic per point, whatever the sub-network's width. The table stays differentiable
+    with respect to the sub-network parameters.
     """
-    if nodes is None:
-        return standard(base)(x) + scale * subnetwork(params, x)
-    return standard(base)(x) + scale * _hermite_subnetwork(params, x, nodes)
+
+    def __init__(self, params: dict[str, Tensor], spacing: float, low: float, high: float):
+        self.n_types = params["b2"].shape[0]
+        self.spacing, self.low = spacing, low
+        self.intervals = max(1, int(np.ceil((high - low) / spacing)))
+        self.high = low + self.intervals * spacing
+        grid = low + spacing * torch.arange(self.intervals + 1, dtype=params["b2"].dtype)
+        value, slope = subnetwork_and_slope(params, grid.expand(self.n_types, -1))
+        slope = slope * spacing
+        y0, y1, d0, d1 = value[:, :-1], value[:, 1:], slope[:, :-1], slope[:, 1:]
+        # Cubic on each interval in the local coordinate t ∈ [0, 1]: c0 + c1 t + c2 t² + c3 t³.
+        self.coefficients = torch.stack(
+            [y0, d0, 3 * (y1 - y0) - 2 * d0 - d1, 2 * (y0 - y1) + d0 + d1], -1).reshape(-1, 4)
+
+    def covers(self, low: float, high: float) -> bool:
+        return self.low <= low and high <= self.high
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """g_t(x): x (..., T, n) → (..., T, n), x inside [low, high]."""
+        position = (x - self.low) / self.spacing
+        left = position.detach().floor().clamp(0, self.intervals - 1)
+        t = position - left
+        index = left.long() + torch.arange(self.n_types, device=x.device)[:, None] * self.intervals
+        c = self.coefficients[index]
+        return c[..., 0] + t * (c[..., 1] + t * (c[..., 2] + t * c[..., 3]))
 
 
-def _hermite_subnetwork(params: dict[str, Tensor], x: Tensor, nodes: int) -> Tensor:
-    n_types = params["b2"].shape[0]
-    low, high = x.detach().min(), x.detach().max()
-    step = torch.clamp(high - low, min=1e-6) / (nodes - 1)
-    grid = low + step * torch.arange(nodes, dtype=x.dtype)
-    value, slope = subnetwork_and_slope(params, grid.expand(n_types, nodes))
-    slope = slope * step
-    y0, y1, d0, d1 = value[:, :-1], value[:, 1:], slope[:, :-1], slope[:, 1:]
-    # Cubic on each interval in the local coordinate t ∈ [0, 1]: c0 + c1 t + c2 t² + c3 t³.
-    coefficients = torch.stack([y0, d0, 3 * (y1 - y0) - 2 * d0 - d1, 2 * (y0 - y1) + d0 + d1], -1)
-    position = (x - low) / step
-    left = position.detach().floor().clamp(0, nodes - 2)
-    t = position - left
-    index = left.long() + torch.arange(n_types, device=x.device)[:, None] * (nodes - 1)
-    c = coefficients.reshape(-1, 4)[index]
-    return c[..., 0] + t * (c[..., 1] + t * (c[..., 2] + t * c[..., 3]))
+class SplineActivations:
+    """Typed activation σ_t = base + scale·g_t evaluated through a SplineTable that is built
+    on first use and rebuilt wider whenever inputs fall outside it; `spacing` 0 means exact.
+
+    Keep one instance for many evaluations with the same parameters (e.g. a whole inner
+    loop): the table is then built once instead of once per call.
+    """
+
+    def __init__(self, params: dict[str, Tensor], base: str, scale: float, spacing: float):
+        self.params, self.base, self.scale, self.spacing = params, base, scale, spacing
+        self.table: SplineTable | None = None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if not self.spacing:
+            return learned(self.params, x, self.base, self.scale)
+        low, high = float(x.detach().min()), float(x.detach().max())
+        if self.table is None or not self.table.covers(low, high):
+            if self.table is not None:
+                low, high = min(low, self.table.low), max(high, self.table.high)
+            margin = 0.25 * (high - low) + self.spacing
+            self.table = SplineTable(self.params, self.spacing, low - margin, high + margin)
+        return standard(self.base)(x) + self.scale * self.table(x)
 
 
 def interpolate(grid: Tensor, values: Tensor, x: Tensor) -> Tensor:

@@ -35,7 +35,7 @@ class ActivationConfig:
 class MetaConfig:
     """Algorithm 1: inner RMSprop training from a fresh init, outer SGD with momentum."""
     meta_gradient: str
-    nodes: int
+    spline_spacing: float
     outer_steps: int
     outer_lr: float
     outer_momentum: float
@@ -149,9 +149,6 @@ def _check_relations(config: dict) -> None:
     from ldnn.activations import STANDARD
     from ldnn.tasks import NAMES
 
-    if 0 < config["metalearn"]["nodes"] < 4:
-        raise ConfigError(f"config key 'metalearn.nodes': {config['metalearn']['nodes']} must be "
-                          "0 (exact) or at least 4")
     act = config["activation"]
     if act["low"] >= act["high"]:
         raise ConfigError(f"config key 'activation.low': {act['low']} is not below "

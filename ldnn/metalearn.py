@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ldnn import seeding
-from ldnn.activations import init_subnetworks, learned, tabulate_learned
+from ldnn.activations import SplineActivations, init_subnetworks, tabulate_learned
 from ldnn.config import ActivationConfig, MetaConfig
 from ldnn.io import atomic_path
 from ldnn.networks import Params, forward, init_mlp
@@ -68,11 +68,8 @@ def draw_inner_run(problem: MetaProblem, n_train: int, cfg: MetaConfig,
     return InnerRun(theta0, batches, noise, final_batch)
 
 
-def _loss(problem: MetaProblem, phi: dict[str, Tensor], theta: Params, x: Tensor, y: Tensor,
-          noise: list[Tensor], nodes: int | None) -> Tensor:
-    def activation(z: Tensor) -> Tensor:
-        return learned(phi, z, problem.base, problem.activation.scale, nodes)
-
+def _loss(problem: MetaProblem, activation: SplineActivations, theta: Params, x: Tensor,
+          y: Tensor, noise: list[Tensor]) -> Tensor:
     return problem.task.loss(forward(theta, x, activation, problem.n_types, noise), y)
 
 
@@ -82,14 +79,15 @@ def inner_loop(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, data
 
     With `differentiable`, θ and the losses keep their graph back to φ.
     """
+    activation = SplineActivations(phi, problem.base, problem.activation.scale, cfg.spline_spacing)
     theta = tuple(p.detach().requires_grad_() for p in run.theta0)
     square_avg = [torch.ones_like(p) for p in theta]
     losses = []
     for k, index in enumerate(run.batches):
         noise = [n[k] for n in run.noise]
         with torch.enable_grad():
-            loss = _loss(problem, phi, theta, data.x_train[index], data.y_train[index], noise,
-                         cfg.nodes or None)
+            loss = _loss(problem, activation, theta, data.x_train[index], data.y_train[index],
+                         noise)
             grads = torch.autograd.grad(loss, theta, create_graph=differentiable)
         square_avg = [cfg.inner_decay * s + (1 - cfg.inner_decay) * g * g
                       for s, g in zip(square_avg, grads)]
@@ -115,8 +113,10 @@ def meta_gradient(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, d
         theta, losses = inner_loop(problem, phi, run, data, cfg, differentiable=False)
         theta = tuple(p.detach() for p in theta)
         noise = [n[-1] for n in run.noise]
-        loss = _loss(problem, phi, theta, data.x_train[run.final_batch],
-                     data.y_train[run.final_batch], noise, cfg.nodes or None)
+        activation = SplineActivations(phi, problem.base, problem.activation.scale,
+                                       cfg.spline_spacing)
+        loss = _loss(problem, activation, theta, data.x_train[run.final_batch],
+                     data.y_train[run.final_batch], noise)
         grads = torch.autograd.grad(loss, list(phi.values()))
         return losses.mean(), dict(zip(phi, grads))
     raise ValueError(f"unknown meta_gradient {cfg.meta_gradient!r}; choose from {META_GRADIENTS}")

@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from ldnn.activations import (STANDARD, LearnedActivation, TabulatedActivation,
+from ldnn.activations import (STANDARD, LearnedActivation, SplineActivations,
+                              TabulatedActivation,
                               arm_activation, init_subnetworks, interpolate, learned,
                               load_table, save_table, standard, subnetwork, tabulate,
                               tabulate_learned)
@@ -322,7 +323,7 @@ def test_arm_rejects_bad_name(arm, two_type_table):
         arm_activation(arm, *two_type_table)
 
 
-# Cubic Hermite interpolation: value error O(h⁴), slope error O(h³). Doubling the nodes
+# Cubic Hermite interpolation: value error O(h⁴), slope error O(h³). Halving the spacing
 # must shrink the errors by ≈16 and ≈8; we require a clear margin below those factors.
 HERMITE_VALUE_ORDER_RATIO = 12.0
 HERMITE_SLOPE_ORDER_RATIO = 6.0
@@ -339,15 +340,15 @@ def test_subnetwork_slope_is_the_autograd_derivative():
     torch.testing.assert_close(slope, derivative, rtol=0, atol=1e-13)
 
 
-def test_hermite_learned_activation_converges_at_fourth_and_third_order():
+def test_spline_activations_converge_at_fourth_and_third_order():
     params = init_subnetworks(2, 50, torch.Generator().manual_seed(1), torch.float64)
     x = (torch.randn(200, 2, 50, generator=torch.Generator().manual_seed(2),
                      dtype=torch.float64) * 3).requires_grad_()
     exact = learned(params, x, "sin", 0.2)
     (exact_slope,) = torch.autograd.grad(exact.sum(), x)
     errors = []
-    for nodes in (129, 257, 513):
-        approx = learned(params, x, "sin", 0.2, nodes)
+    for spacing in (0.08, 0.04, 0.02):
+        approx = SplineActivations(params, "sin", 0.2, spacing)(x)
         (slope,) = torch.autograd.grad(approx.sum(), x)
         errors.append((float((approx - exact).detach().abs().max()),
                        float((slope - exact_slope).abs().max())))
@@ -355,3 +356,18 @@ def test_hermite_learned_activation_converges_at_fourth_and_third_order():
         assert v0 / v1 > HERMITE_VALUE_ORDER_RATIO
         assert s0 / s1 > HERMITE_SLOPE_ORDER_RATIO
     assert errors[-1][0] < 1e-8
+
+
+def test_spline_table_grows_to_cover_new_inputs_and_is_exact_at_zero_spacing():
+    params = init_subnetworks(2, 5, torch.Generator().manual_seed(3), torch.float64)
+    activation = SplineActivations(params, "sin", 0.2, 0.01)
+    activation(torch.linspace(-1, 1, 10, dtype=torch.float64).expand(2, -1))
+    first = activation.table
+    activation(torch.linspace(-0.5, 0.5, 10, dtype=torch.float64).expand(2, -1))
+    assert activation.table is first
+    wide = torch.linspace(-30, 40, 10, dtype=torch.float64).expand(2, -1)
+    torch.testing.assert_close(activation(wide), learned(params, wide, "sin", 0.2),
+                               rtol=0, atol=1e-8)
+    assert activation.table.covers(-30, 40) and activation.table.low <= first.low
+    exact = SplineActivations(params, "sin", 0.2, 0)
+    assert torch.equal(exact(wide), learned(params, wide, "sin", 0.2))

@@ -127,7 +127,7 @@ def test_unrolled_meta_gradient_matches_finite_differences(tiny_problem, tiny_da
     assert_matches_fd(grads, central_difference(outer, phi))
 
 
-# Hermite nodes make the meta-gradient an O(h³) approximation of the exact one.
+# Hermite splines make the meta-gradient an O(h³) approximation of the exact one.
 RTOL_HERMITE = 1e-5
 
 
@@ -136,9 +136,9 @@ def test_hermite_meta_gradient_agrees_with_exact(tiny_problem, tiny_data, meta_c
                                                  kind):
     phi = phi64(tiny_problem)
     exact_loss, exact = meta_gradient(tiny_problem, phi, inner_run, tiny_data,
-                                      meta_cfg(meta_gradient=kind, nodes=0))
+                                      meta_cfg(meta_gradient=kind, spline_spacing=0))
     loss, approx = meta_gradient(tiny_problem, phi, inner_run, tiny_data,
-                                 meta_cfg(meta_gradient=kind, nodes=1025))
+                                 meta_cfg(meta_gradient=kind, spline_spacing=0.01))
     assert abs(float(loss - exact_loss)) <= RTOL_HERMITE * abs(float(exact_loss))
     flat_exact = torch.cat([g.reshape(-1) for g in exact.values()])
     flat_approx = torch.cat([g.reshape(-1) for g in approx.values()])

@@ -1,0 +1,1 @@
+"""Dynamical systems and integrators for the physics tasks."""
