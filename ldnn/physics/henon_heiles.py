@@ -6,6 +6,7 @@ corners are the three saddle points (0, 1) and (±√3/2, −1/2).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 ESCAPE_ENERGY = 1.0 / 6.0
 
@@ -23,7 +24,7 @@ def energy(state: np.ndarray) -> np.ndarray:
 def field(state):
     """Hamilton's equations: (x, y, p_x, p_y) (..., 4) → (ẋ, ẏ, ṗ_x, ṗ_y); NumPy or torch."""
     x, y, px, py = (state[..., i] for i in range(4))
-    stack = np.stack if isinstance(state, np.ndarray) else __import__("torch").stack
+    stack = np.stack if isinstance(state, np.ndarray) else torch.stack
     return stack([px, py, -x - 2 * x * y, -y - x * x + y * y], -1)
 
 
