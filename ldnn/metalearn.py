@@ -70,7 +70,10 @@ def draw_inner_run(problem: MetaProblem, n_train: int, cfg: MetaConfig,
 
 def _loss(problem: MetaProblem, activation: SplineActivations, theta: Params, x: Tensor,
           y: Tensor, noise: list[Tensor]) -> Tensor:
-    return problem.task.loss(forward(theta, x, activation, problem.n_types, noise), y)
+    def network(z: Tensor) -> Tensor:
+        return forward(theta, z, activation, problem.n_types, noise)
+
+    return problem.task.loss(problem.task.predict(network, x), y)
 
 
 def inner_loop(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, data: TaskData,
@@ -88,7 +91,8 @@ def inner_loop(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, data
         with torch.enable_grad():
             loss = _loss(problem, activation, theta, data.x_train[index], data.y_train[index],
                          noise)
-            grads = torch.autograd.grad(loss, theta, create_graph=differentiable)
+            grads = torch.autograd.grad(loss, theta, create_graph=differentiable,
+                                        materialize_grads=True)
         square_avg = [cfg.inner_decay * s + (1 - cfg.inner_decay) * g * g
                       for s, g in zip(square_avg, grads)]
         theta = tuple(p - cfg.inner_lr * g / (s.sqrt() + 1e-8)
@@ -107,7 +111,7 @@ def meta_gradient(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, d
     if cfg.meta_gradient == "unrolled":
         _, losses = inner_loop(problem, phi, run, data, cfg, differentiable=True)
         outer_loss = losses.mean()
-        grads = torch.autograd.grad(outer_loss, list(phi.values()))
+        grads = torch.autograd.grad(outer_loss, list(phi.values()), materialize_grads=True)
         return outer_loss.detach(), dict(zip(phi, grads))
     if cfg.meta_gradient == "first_order":
         theta, losses = inner_loop(problem, phi, run, data, cfg, differentiable=False)
@@ -117,7 +121,7 @@ def meta_gradient(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, d
                                        cfg.spline_spacing)
         loss = _loss(problem, activation, theta, data.x_train[run.final_batch],
                      data.y_train[run.final_batch], noise)
-        grads = torch.autograd.grad(loss, list(phi.values()))
+        grads = torch.autograd.grad(loss, list(phi.values()), materialize_grads=True)
         return losses.mean(), dict(zip(phi, grads))
     raise ValueError(f"unknown meta_gradient {cfg.meta_gradient!r}; choose from {META_GRADIENTS}")
 

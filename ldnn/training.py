@@ -63,14 +63,22 @@ def _train(task: Task, data: TaskData, params: Params, orders: Tensor,
            activation: TypedActivation, n_types: int, cfg: TrainConfig) -> dict[str, Tensor]:
     """SGD with momentum over batches `orders` (steps, [S,] B) from (optionally stacked) params."""
     params = tuple(p.detach().requires_grad_() for p in params)
+
+    seeds_shape = orders.shape[1:-1]
+
+    def predict(x: Tensor) -> Tensor:
+        """Predictions of every seed; inputs are expanded so that each seed owns its copy
+        (a Hamiltonian network differentiates with respect to them)."""
+        x = x.expand(*seeds_shape, *x.shape[-2:])
+        return task.predict(lambda z: forward(params, z, activation, n_types), x)
+
     velocity = tuple(torch.zeros_like(p) for p in params)
-    diverged = torch.zeros(orders.shape[1:-1], dtype=torch.bool)
+    diverged = torch.zeros(seeds_shape, dtype=torch.bool)
     steps_per_epoch = orders.shape[0] // cfg.epochs
     started = time.perf_counter()
     for k, index in enumerate(orders):
-        losses = task.loss(forward(params, data.x_train[index], activation, n_types),
-                           data.y_train[index])
-        grads = torch.autograd.grad(losses.sum(), params)
+        losses = task.loss(predict(data.x_train[index]), data.y_train[index])
+        grads = torch.autograd.grad(losses.sum(), params, materialize_grads=True)
         with torch.no_grad():
             for p, v, g in zip(params, velocity, grads):
                 v.mul_(cfg.momentum).add_(g)
@@ -82,8 +90,8 @@ def _train(task: Task, data: TaskData, params: Params, orders: Tensor,
                      cfg.epochs, losses.detach().median(), int(diverged.sum()),
                      time.perf_counter() - started)
     with torch.no_grad():
-        metrics = task.metrics(forward(params, data.x_test, activation, n_types), data.y_test)
-        train_loss = task.loss(forward(params, data.x_train, activation, n_types), data.y_train)
+        metrics = task.metrics(predict(data.x_test).detach(), data.y_test)
+        train_loss = task.loss(predict(data.x_train).detach(), data.y_train)
     result = {name: metrics[..., i] for i, name in enumerate(task.metric_names)}
     result["train_loss"] = train_loss
     nan = torch.tensor(float("nan"), dtype=train_loss.dtype)

@@ -69,3 +69,18 @@ def test_henon_heiles_field_is_hamiltons_equations():
 
 def test_van_der_pol_limit_cycle_period():
     assert abs(van_der_pol.limit_cycle_period(2.7) - VDP_PERIOD_2_7) < VDP_PERIOD_TOL
+
+
+def test_hamiltonian_vector_field_of_an_analytic_energy_is_hamiltons_equations():
+    from ldnn.hamiltonian import vector_field
+
+    states = torch.randn(3, 5, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+    def energy(z):
+        x, y, px, py = z.unbind(-1)
+        return 0.5 * (px ** 2 + py ** 2) + 0.5 * (x ** 2 + y ** 2) + x ** 2 * y - y ** 3 / 3
+
+    torch.testing.assert_close(vector_field(energy, states), henon_heiles.field(states),
+                               rtol=1e-14, atol=1e-14)
+    harmonic_1d = vector_field(lambda z: 0.5 * (z ** 2).sum(-1, keepdim=True), states[..., :2])
+    torch.testing.assert_close(harmonic_1d, torch.stack([states[..., 1], -states[..., 0]], -1))

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ldnn.hamiltonian import vector_field
+
 NAMES = ("mnist1d",)
 
 
@@ -17,8 +19,10 @@ NAMES = ("mnist1d",)
 class Task:
     """What training needs to know about a task.
 
-    loss(output (..., B, n_out), target (..., B, …)) → mean loss (...) per leading index
-    (a seed); metrics(output, target) → (..., M) named by `metric_names`, on the test set.
+    loss(prediction (..., B, …), target (..., B, …)) → mean loss (...) per leading index
+    (a seed); metrics(prediction, target) → (..., M) named by `metric_names`, on the test
+    set. The network maps n_in inputs to n_out outputs; a Hamiltonian task's network
+    outputs the energy (n_out = 1) and its prediction is the vector field.
     """
     name: str
     n_in: int
@@ -26,6 +30,11 @@ class Task:
     loss: Callable[[Tensor, Tensor], Tensor]
     metrics: Callable[[Tensor, Tensor], Tensor]
     metric_names: tuple[str, ...]
+    hamiltonian: bool = False
+
+    def predict(self, network: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+        """The task's prediction from a network x (..., B, n_in) → (..., B, n_out)."""
+        return vector_field(network, x) if self.hamiltonian else network(x)
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,16 @@ class TaskData:
                 t = torch.from_numpy(a)
                 return t.to(dtype) if t.is_floating_point() else t
             return cls(*(tensor(d[k]) for k in ("x_train", "y_train", "x_test", "y_test")))
+
+
+def mse(prediction: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error over the batch and output axes: (..., B, d) → (...)."""
+    return ((prediction - target) ** 2).mean((-2, -1))
+
+
+def mse_metrics(prediction: Tensor, target: Tensor) -> Tensor:
+    """Metrics of a regression task: the test MSE, (..., 1)."""
+    return mse(prediction, target)[..., None]
 
 
 def module(name: str):
