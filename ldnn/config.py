@@ -72,6 +72,8 @@ class StudyConfig:
     arms: tuple[str, ...]
     seeds: int
     seed_block: int
+    metalearn: dict
+    train: dict
 
 
 T = TypeVar("T")
@@ -111,18 +113,32 @@ def validate(config: dict, schema: dict | str | Path) -> dict:
     """Fill schema defaults into `config` in place and check it; raise ConfigError."""
     if not isinstance(schema, dict):
         schema = yaml.safe_load(Path(schema).read_text())
-    _parse_strings(config, schema)
-    errors = list(_validator_with_defaults()(schema).iter_errors(config))
+    _check_schema(config, schema, [])
+    for name, study in config["studies"].items():
+        for section in ("metalearn", "train"):
+            _parse_strings(study.get(section, {}), schema["properties"][section])
+            merged = study_settings(config, name, section)
+            _check_schema(merged, schema["properties"][section], ["studies", name, section])
+    _check_relations(config)
+    return config
+
+
+def study_settings(config: dict, study: str, section: str) -> dict:
+    """A top-level section (metalearn or train) with the study's own changes applied."""
+    return {**config[section], **config["studies"][study].get(section, {})}
+
+
+def _check_schema(instance: Any, schema: dict, where: list) -> None:
+    _parse_strings(instance, schema)
+    errors = list(_validator_with_defaults()(schema).iter_errors(instance))
     if errors:
         error = jsonschema.exceptions.best_match(errors)
-        path, message = list(error.absolute_path), error.message.splitlines()[0]
+        path, message = where + list(error.absolute_path), error.message.splitlines()[0]
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             known = set(error.schema.get("properties", {}))
             path.append(sorted(set(error.instance) - known)[0])
             message = f"unknown key; allowed: {', '.join(sorted(known))}"
         raise ConfigError(f"config key '{_key(path)}': {message}")
-    _check_relations(config)
-    return config
 
 
 def _parse_strings(node: Any, schema: dict) -> Any:

@@ -1,4 +1,5 @@
 # Paths and helpers shared by the rules.
+from ldnn.config import study_settings
 from ldnn.stages import seed_blocks
 
 R = config["results"]

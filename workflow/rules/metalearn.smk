@@ -14,7 +14,7 @@ rule metalearn:
         depth=lambda w: STUDIES[w.study]["depth"],
         width=lambda w: STUDIES[w.study]["metalearn_width"],
         activation=config["activation"],
-        meta=config["metalearn"],
+        meta=lambda w: study_settings(config, w.study, "metalearn"),
         checkpoint=lambda w: f"{R}/{w.study}/metalearn/checkpoint.pt",
     conda:
         "../../envs/ldnn.yaml"

@@ -10,7 +10,7 @@ rule train:
     params:
         task=lambda w: STUDIES[w.study]["task"],
         depth=lambda w: STUDIES[w.study]["depth"],
-        train=config["train"],
+        train=lambda w: study_settings(config, w.study, "train"),
     conda:
         "../../envs/ldnn.yaml"
     log:
