@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: reproduce test smoke install
+.PHONY: reproduce test smoke bench install
 
 reproduce: install
 	$(BIN)/snakemake --cores $(CORES)
@@ -14,6 +14,9 @@ test: install
 
 smoke: install
 	$(BIN)/snakemake --cores $(CORES) --configfile tests/smoke.yaml
+
+bench: install
+	$(BIN)/python benchmarks/run.py
 
 install: $(VENV)/.installed
 
