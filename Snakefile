@@ -17,3 +17,4 @@ rule all:
     default_target: True
     input:
         rules.fig3.output,
+        rules.fig5.output,

@@ -105,8 +105,27 @@ def fig3(history: str | Path, results: str | Path, figure: dict, out: Sequence[s
     from ldnn.plotting.style import save
     from ldnn.tasks import mnist1d
 
-    with np.load(history) as h:
-        hist = {k: h[k] for k in h.files}
-    fig = plot.draw(mnist1d.construction(figure["digit"], seed=0), hist, pd.read_csv(results),
-                    figure["arms"], figure["curves"])
+    fig = plot.draw(mnist1d.construction(figure["digit"], seed=0), _history(history),
+                    pd.read_csv(results), figure["arms"], figure["curves"])
     save(fig, out, figure["dpi"])
+
+
+def fig5(history: str | Path, results: str | Path, figure: dict, mu: float,
+         out: Sequence[str | Path]) -> None:
+    """Fig. 5 from the meta-learning history and the study's result table."""
+    from ldnn.physics import van_der_pol
+    from ldnn.physics.integrators import accurate
+    from ldnn.plotting import fig5 as plot
+    from ldnn.plotting.style import save
+
+    period = van_der_pol.limit_cycle_period(mu)
+    times = np.linspace(0.0, figure["periods"] * period, 2000)
+    orbit = accurate(lambda s: van_der_pol.field(s, mu), np.array([0.5, 0.0]), times)
+    fig = plot.draw(times, orbit, _history(history), pd.read_csv(results), figure["arms"],
+                    figure["curves"])
+    save(fig, out, figure["dpi"])
+
+
+def _history(path: str | Path) -> dict[str, np.ndarray]:
+    with np.load(path) as h:
+        return {k: h[k] for k in h.files}

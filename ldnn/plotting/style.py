@@ -42,6 +42,27 @@ def box_by_arm(ax, results: pd.DataFrame, arms: Sequence[str], column: str, labe
     ax.set_ylabel(label)
 
 
+def activation_evolution(fig, cells, history: dict[str, np.ndarray], curves: int) -> list:
+    """One panel per learned type in `cells` (grid-spec cells): `curves` snapshots of the
+    activation, coloured by outer step violet → red, with a shared colour bar.
+
+    history: grid (P,), snapshot_steps (K,), snapshots (K, T, P)."""
+    snapshots, steps = history["snapshots"], history["snapshot_steps"]
+    chosen = np.unique(np.linspace(0, len(steps) - 1, min(curves, len(steps))).round().astype(int))
+    axes = []
+    for t, cell in enumerate(cells):
+        ax = fig.add_subplot(cell)
+        for color, k in zip(time_colors(len(chosen)), chosen):
+            ax.plot(history["grid"], snapshots[k, t], color=color, lw=1)
+        ax.set_ylabel(f"type {t + 1}  σ(x)")
+        axes.append(ax)
+    axes[-1].set_xlabel("x")
+    scalar = plt.cm.ScalarMappable(cmap=TIME_COLORMAP,
+                                   norm=plt.Normalize(steps[chosen[0]], steps[chosen[-1]]))
+    fig.colorbar(scalar, ax=axes, label="outer step", location="right", shrink=0.8)
+    return axes
+
+
 def save(fig, paths: Sequence[str | Path], dpi: int) -> None:
     """Write the figure to every path (format from the suffix), atomically; close it."""
     for path in paths:

@@ -8,6 +8,7 @@ STUDIES = config["studies"]
 
 wildcard_constraints:
     study="|".join(STUDIES),
+    task="|".join(config["data"]),
     arm="[a-z0-9]+",
     width=r"\d+",
     first=r"\d+",

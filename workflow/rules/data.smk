@@ -1,14 +1,14 @@
-# Data generation, one rule per task.
+# Data generation: one job per task, settings from config["data"][task].
 
 
-rule data_mnist1d:
+rule data:
     output:
-        f"{R}/data/mnist1d.npz",
+        f"{R}/data/{{task}}.npz",
     params:
-        settings=config["data"]["mnist1d"],
+        settings=lambda w: config["data"][w.task],
     conda:
         "../../envs/ldnn.yaml"
     log:
-        f"{R}/logs/data/mnist1d.log",
+        f"{R}/logs/data/{{task}}.log",
     script:
-        "../scripts/data_mnist1d.py"
+        "../scripts/data.py"

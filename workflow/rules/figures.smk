@@ -1,6 +1,7 @@
 # Figures: each has a named target and reads only small tables.
 
 FIG3 = config["figures"]["fig3"]
+FIG5 = config["figures"]["fig5"]
 
 
 rule fig3:
@@ -18,3 +19,21 @@ rule fig3:
         f"{R}/logs/figures/fig3.log",
     script:
         "../scripts/fig3.py"
+
+
+rule fig5:
+    input:
+        history=f"{R}/{FIG5['study']}/metalearn/history.npz",
+        results=f"{R}/{FIG5['study']}/results.csv",
+    output:
+        png=report(f"{R}/figures/fig5.png", caption="../report/fig5.rst", category="Figures"),
+        pdf=f"{R}/figures/fig5.pdf",
+    params:
+        figure=FIG5,
+        mu=config["data"]["van_der_pol"]["mu"],
+    conda:
+        "../../envs/ldnn.yaml"
+    log:
+        f"{R}/logs/figures/fig5.log",
+    script:
+        "../scripts/fig5.py"

@@ -1,4 +1,0 @@
-from ldnn import stages
-
-with stages.logging_to(snakemake.log[0]):
-    stages.make_data("mnist1d", snakemake.params.settings, snakemake.output[0])
