@@ -17,6 +17,9 @@ import jsonschema
 import yaml
 
 
+FIGURE_TASKS = {"fig3": "mnist1d", "fig5": "van_der_pol"}
+
+
 class ConfigError(ValueError):
     """An invalid configuration value; the message names the key."""
 
@@ -194,6 +197,10 @@ def _check_relations(config: dict) -> None:
         if study is None:
             raise ConfigError(f"config key 'figures.{name}.study': no study called "
                               f"{figure['study']!r}")
+        if study["task"] != FIGURE_TASKS[name]:
+            raise ConfigError(f"config key 'figures.{name}.study': {name} shows a "
+                              f"{FIGURE_TASKS[name]} study, {figure['study']!r} is "
+                              f"{study['task']}")
         for arm in figure.get("arms", []):
             if arm not in study["arms"]:
                 raise ConfigError(f"config key 'figures.{name}.arms': arm {arm!r} is not "

@@ -212,3 +212,10 @@ def test_bad_study_change_names_its_key(shipped, schema, section, change, key):
     config["studies"][STUDY][section] = change
     with pytest.raises(ConfigError, match=rf"^config key 'studies\.{STUDY}\.{key}'"):
         validate(config, schema)
+
+
+def test_figure_pointing_at_a_study_of_another_task_is_rejected(shipped, schema):
+    config = copy.deepcopy(shipped)
+    config["figures"] = {"fig5": {"study": STUDY, "arms": ["type1"]}}
+    with pytest.raises(ConfigError, match=r"^config key 'figures\.fig5\.study': fig5 shows"):
+        validate(config, schema)
