@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ldnn.io import write_npz
+
 Activation = Callable[[Tensor], Tensor]
 
 STANDARD: dict[str, Activation] = {
@@ -214,10 +216,7 @@ class TabulatedActivation(nn.Module):
 
 def save_table(path: str | Path, grid: Tensor, values: Tensor) -> None:
     """Write T tabulated activations: grid (P,), values (T, P), as .npz (atomically)."""
-    from ldnn.io import atomic_path
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, grid=grid.numpy(), values=values.numpy())
+    write_npz(path, grid=grid.numpy(), values=values.numpy())
 
 
 def load_table(path: str | Path) -> tuple[Tensor, Tensor]:

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pandas as pd
 
 
@@ -25,3 +26,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.9g")
+
+
+def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)

@@ -26,7 +26,7 @@ from torch import Tensor
 from ldnn import seeding
 from ldnn.activations import SplineActivations, init_subnetworks, tabulate_learned
 from ldnn.config import ActivationConfig, MetaConfig
-from ldnn.io import atomic_path
+from ldnn.io import atomic_path, write_npz
 from ldnn.networks import Params, forward, init_mlp
 from ldnn.tasks import Task, TaskData
 
@@ -215,9 +215,7 @@ def save_result(problem: MetaProblem, state: MetaState, params_path: str | Path,
     with atomic_path(params_path) as tmp:
         torch.save({"phi": {k: v.detach() for k, v in state.phi.items()}, "base": problem.base,
                     "scale": problem.activation.scale, "n_types": problem.n_types}, tmp)
-    with atomic_path(history_path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **history(problem, state))
+    write_npz(history_path, **history(problem, state))
 
 
 def load_params(path: str | Path) -> dict:

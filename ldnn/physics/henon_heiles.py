@@ -6,7 +6,8 @@ corners are the three saddle points (0, 1) and (±√3/2, −1/2).
 from __future__ import annotations
 
 import numpy as np
-import torch
+
+from ldnn.physics import stack_like
 
 ESCAPE_ENERGY = 1.0 / 6.0
 
@@ -24,8 +25,7 @@ def energy(state: np.ndarray) -> np.ndarray:
 def field(state):
     """Hamilton's equations: (x, y, p_x, p_y) (..., 4) → (ẋ, ẏ, ṗ_x, ṗ_y); NumPy or torch."""
     x, y, px, py = (state[..., i] for i in range(4))
-    stack = np.stack if isinstance(state, np.ndarray) else torch.stack
-    return stack([px, py, -x - 2 * x * y, -y - x * x + y * y], -1)
+    return stack_like(state, [px, py, -x - 2 * x * y, -y - x * x + y * y])
 
 
 def inside_triangle(x, y):

@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
+
+from ldnn.physics import stack_like
 
 
 def field(state, mu: float):
     """(x, ẋ) (..., 2) → (ẋ, ẍ) (..., 2); NumPy or torch."""
     x, v = state[..., 0], state[..., 1]
     acceleration = mu * (1 - x * x) * v - x
-    return _stack(state)([v, acceleration], -1)
-
-
-def _stack(like):
-    return np.stack if isinstance(like, np.ndarray) else torch.stack
+    return stack_like(state, [v, acceleration])
 
 
 def limit_cycle_period(mu: float, transient: float = 100.0, span: float = 100.0,

@@ -14,7 +14,7 @@ from mnist1d.transform import (corr_noise_like, iid_noise_like, interpolate, pad
                                 translate)
 from torch import Tensor
 
-from ldnn.io import atomic_path
+from ldnn.io import write_npz
 from ldnn.tasks import Task
 
 
@@ -28,9 +28,7 @@ def generate(num_samples: int, train_split: float, seed: int) -> dict[str, np.nd
 
 
 def write(path: str | Path, num_samples: int, train_split: float, seed: int) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **generate(num_samples, train_split, seed))
+    write_npz(path, **generate(num_samples, train_split, seed))
 
 
 def construction(digit: int, seed: int) -> list[tuple[str, np.ndarray]]:

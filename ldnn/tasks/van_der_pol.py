@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ldnn.io import atomic_path
+from ldnn.io import write_npz
 from ldnn.physics import van_der_pol
 from ldnn.physics.integrators import accurate
 from ldnn.tasks import Task, mse, mse_metrics
@@ -37,9 +37,7 @@ def generate(mu: float, train_trajectories: int, test_trajectories: int, duratio
 
 
 def write(path: str | Path, **settings) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **generate(**settings))
+    write_npz(path, **generate(**settings))
 
 
 TASK = Task(name="van_der_pol", n_in=2, n_out=2, loss=mse, metrics=mse_metrics,
