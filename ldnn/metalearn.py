@@ -76,32 +76,36 @@ def _loss(problem: MetaProblem, activation: SplineActivations, theta: Params, x:
     return problem.task.loss(problem.task.predict(network, x), y)
 
 
+def _unflatten(flat: Tensor, like: Params) -> Params:
+    """Views of a flat parameter vector (N,) shaped like `like`."""
+    return tuple(part.view_as(p) for part, p in zip(flat.split([p.numel() for p in like]), like))
+
+
 def inner_loop(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, data: TaskData,
                cfg: MetaConfig, differentiable: bool) -> tuple[Params, Tensor]:
     """RMSprop from run.theta0 (square average starts at 1): final θ and the losses (K,).
 
-    With `differentiable`, θ and the losses keep their graph back to φ.
+    With `differentiable`, θ and the losses keep their graph back to φ. θ is updated as one
+    flat vector, so each update is a handful of autograd nodes whatever the depth.
     """
     activation = SplineActivations(phi, problem.base, problem.activation.scale, cfg.spline_spacing)
-    theta = tuple(p.detach().requires_grad_() for p in run.theta0)
-    square_avg = [torch.ones_like(p) for p in theta]
+    flat = torch.cat([p.reshape(-1) for p in run.theta0]).detach().requires_grad_()
+    square_avg = torch.ones_like(flat)
     losses = []
     for k, index in enumerate(run.batches):
         noise = [n[k] for n in run.noise]
         with torch.enable_grad():
-            loss = _loss(problem, activation, theta, data.x_train[index], data.y_train[index],
-                         noise)
-            grads = torch.autograd.grad(loss, theta, create_graph=differentiable,
-                                        materialize_grads=True)
-        square_avg = [cfg.inner_decay * s + (1 - cfg.inner_decay) * g * g
-                      for s, g in zip(square_avg, grads)]
-        theta = tuple(p - cfg.inner_lr * g / (s.sqrt() + 1e-8)
-                      for p, g, s in zip(theta, grads, square_avg))
+            loss = _loss(problem, activation, _unflatten(flat, run.theta0),
+                         data.x_train[index], data.y_train[index], noise)
+            (grad,) = torch.autograd.grad(loss, flat, create_graph=differentiable,
+                                          materialize_grads=True)
+        square_avg = cfg.inner_decay * square_avg + (1 - cfg.inner_decay) * grad * grad
+        flat = flat - cfg.inner_lr * grad / (square_avg.sqrt() + 1e-8)
         if not differentiable:
-            theta = tuple(p.detach().requires_grad_() for p in theta)
+            flat = flat.detach().requires_grad_()
             loss = loss.detach()
         losses.append(loss)
-    return theta, torch.stack(losses)
+    return _unflatten(flat, run.theta0), torch.stack(losses)
 
 
 def meta_gradient(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, data: TaskData,
