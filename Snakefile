@@ -18,3 +18,4 @@ rule all:
     input:
         rules.fig3.output,
         rules.fig5.output,
+        rules.fig6.output,

@@ -135,22 +135,40 @@ class SplineActivations:
         return standard(self.base)(x) + self.scale * self.table(x)
 
 
+def _locate(grid: Tensor, n_types: int, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Left node of each x in the flattened (T·P,) table, its offset t in grid steps, and the step."""
+    n_points = grid.shape[0]
+    step = (grid[-1] - grid[0]) / (n_points - 1)
+    position = (x - grid[0]) / step
+    left = position.detach().floor().clamp(0, n_points - 2).long()
+    offsets = torch.arange(n_types, device=x.device)[:, None] * n_points
+    return left + offsets, position - left, step
+
+
 def interpolate(grid: Tensor, values: Tensor, x: Tensor) -> Tensor:
     """Piecewise-linear interpolation on a uniform grid, extrapolating the end segments.
 
     grid (P,) uniform and increasing, values (T, P); x (..., T, n) → (..., T, n).
     """
-    n_points = grid.shape[0]
-    step = (grid[-1] - grid[0]) / (n_points - 1)
-    position = (x - grid[0]) / step
-    left = position.detach().floor().clamp(0, n_points - 2).long()
-    frac = position - left
-    offsets = torch.arange(values.shape[0], device=x.device)[:, None] * n_points
+    index, t, _ = _locate(grid, values.shape[0], x)
     flat = values.reshape(-1)
-    index = left + offsets
-    y0 = flat[index]
-    y1 = flat[index + 1]
-    return y0 + frac * (y1 - y0)
+    y0, y1 = flat[index], flat[index + 1]
+    return y0 + t * (y1 - y0)
+
+
+def hermite(grid: Tensor, values: Tensor, slopes: Tensor, x: Tensor) -> Tensor:
+    """Cubic Hermite interpolation through values and slopes (T, P) on a uniform grid
+    (P,), extrapolated linearly with the end slopes: C¹, so its derivative is continuous.
+
+    x (..., T, n) → (..., T, n).
+    """
+    index, t, step = _locate(grid, values.shape[0], x)
+    flat_y, flat_d = values.reshape(-1), slopes.reshape(-1) * step
+    y0, y1, d0, d1 = flat_y[index], flat_y[index + 1], flat_d[index], flat_d[index + 1]
+    inside = t.clamp(0, 1)
+    cubic = y0 + inside * (d0 + inside * (3 * (y1 - y0) - 2 * d0 - d1
+                                          + inside * (2 * (y0 - y1) + d0 + d1)))
+    return cubic + (t - inside) * torch.where(t > 1, d1, d0)
 
 
 def tabulate(fn: Activation, low: float, high: float, points: int,
@@ -169,6 +187,15 @@ def tabulate_learned(params: dict[str, Tensor], base: str, scale: float, low: fl
     with torch.no_grad():
         values = learned(params64, grid.expand(params["b2"].shape[0], -1), base, scale)
     return grid, values
+
+
+def learned_slopes(params: dict[str, Tensor], base: str, scale: float, grid: Tensor) -> Tensor:
+    """σ_t′ of all T learned types on `grid` (P,), in float64: (T, P)."""
+    params64 = {k: v.detach().double() for k, v in params.items()}
+    x = grid.double().expand(params["b2"].shape[0], -1).clone().requires_grad_()
+    with torch.enable_grad():
+        (slopes,) = torch.autograd.grad(learned(params64, x, base, scale).sum(), x)
+    return slopes
 
 
 class LearnedActivation(nn.Module):
@@ -210,32 +237,47 @@ class TabulatedActivation(nn.Module):
     @classmethod
     def load(cls, path: str | Path, index: int = 0) -> "TabulatedActivation":
         """Type `index` of a table written by `save_table`."""
-        grid, values = load_table(path)
+        grid, values, _ = load_table(path)
         return cls(grid, values[index])
 
 
-def save_table(path: str | Path, grid: Tensor, values: Tensor) -> None:
-    """Write T tabulated activations: grid (P,), values (T, P), as .npz (atomically)."""
-    write_npz(path, grid=grid.numpy(), values=values.numpy())
+def save_table(path: str | Path, grid: Tensor, values: Tensor, slopes: Tensor | None = None) -> None:
+    """Write T tabulated activations: grid (P,), values (T, P) and optionally their slopes
+    (T, P), as .npz (atomically)."""
+    arrays = {"grid": grid.numpy(), "values": values.numpy()}
+    write_npz(path, **arrays | ({} if slopes is None else {"slopes": slopes.numpy()}))
 
 
-def load_table(path: str | Path) -> tuple[Tensor, Tensor]:
-    """Read a table written by `save_table`: grid (P,), values (T, P)."""
+def load_table(path: str | Path) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Read a table written by `save_table`: grid (P,), values (T, P), slopes (T, P) or None."""
     with np.load(path) as table:
-        return torch.from_numpy(table["grid"]), torch.from_numpy(table["values"])
+        slopes = torch.from_numpy(table["slopes"]) if "slopes" in table.files else None
+        return torch.from_numpy(table["grid"]), torch.from_numpy(table["values"]), slopes
 
 
-def arm_activation(arm: str, grid: Tensor, values: Tensor) -> tuple[Callable, int]:
+def arm_activation(arm: str, grid: Tensor, values: Tensor,
+                   slopes: Tensor | None = None) -> tuple[Callable, int]:
     """The typed activation of a frozen-training arm and its number of neuron types.
 
     arm: a standard activation name, "typeK" (all neurons of learned type K) or "mixed"
     (the T learned types in equal blocks); grid (P,), values (T, P) from `tabulate`.
+    Learned types are interpolated linearly, or by cubic Hermite splines when their
+    `slopes` (T, P) are given (for networks that differentiate their activations).
     """
     if arm in STANDARD:
         return standard(arm), 1
     if arm == "mixed":
-        return (lambda x: interpolate(grid.to(x.dtype), values.to(x.dtype), x)), values.shape[0]
-    if arm.startswith("type") and arm[4:].isdigit() and 1 <= int(arm[4:]) <= values.shape[0]:
-        row = values[int(arm[4:]) - 1][None]
-        return (lambda x: interpolate(grid.to(x.dtype), row.to(x.dtype), x)), 1
-    raise ValueError(f"unknown arm {arm!r} for {values.shape[0]} learned types")
+        rows = slice(None)
+    elif arm.startswith("type") and arm[4:].isdigit() and 1 <= int(arm[4:]) <= values.shape[0]:
+        rows = slice(int(arm[4:]) - 1, int(arm[4:]))
+    else:
+        raise ValueError(f"unknown arm {arm!r} for {values.shape[0]} learned types")
+    table = [a[rows] for a in (values, slopes) if a is not None]
+
+    def activation(x: Tensor) -> Tensor:
+        typed = [a.to(x.dtype) for a in table]
+        if slopes is None:
+            return interpolate(grid.to(x.dtype), typed[0], x)
+        return hermite(grid.to(x.dtype), *typed, x)
+
+    return activation, table[0].shape[0]

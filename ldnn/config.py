@@ -17,7 +17,9 @@ import jsonschema
 import yaml
 
 
-FIGURE_TASKS = {"fig3": "mnist1d", "fig5": "van_der_pol"}
+# The study keys of each figure and the task each must be a study of.
+FIGURE_TASKS = {"fig3": {"study": "mnist1d"}, "fig5": {"study": "van_der_pol"},
+                "fig6": {"study": "henon_heiles", "hnn_study": "henon_heiles_hnn"}}
 
 
 class ConfigError(ValueError):
@@ -61,6 +63,7 @@ class TrainConfig:
     batch_size: int
     epochs: int
     seed: int
+    forecast_horizon: float
 
 
 @dataclass(frozen=True)
@@ -187,24 +190,38 @@ def _check_relations(config: dict) -> None:
                 if width % study["n_types"]:
                     raise ConfigError(f"config key '{where}.{key}': hidden width {width} is "
                                       f"not divisible by n_types = {study['n_types']}")
+        _check_forecast_horizon(config, name)
         allowed = arm_names(study["n_types"])
         for arm in study["arms"]:
             if arm not in allowed:
                 raise ConfigError(f"config key '{where}.arms': unknown arm {arm!r}; "
                                   f"choose from {allowed}")
     for name, figure in config["figures"].items():
-        study = config["studies"].get(figure["study"])
-        if study is None:
-            raise ConfigError(f"config key 'figures.{name}.study': no study called "
-                              f"{figure['study']!r}")
-        if study["task"] != FIGURE_TASKS[name]:
-            raise ConfigError(f"config key 'figures.{name}.study': {name} shows a "
-                              f"{FIGURE_TASKS[name]} study, {figure['study']!r} is "
-                              f"{study['task']}")
-        for arm in figure.get("arms", []):
-            if arm not in study["arms"]:
-                raise ConfigError(f"config key 'figures.{name}.arms': arm {arm!r} is not "
-                                  f"trained in study {figure['study']!r}")
+        for key, task in FIGURE_TASKS[name].items():
+            where = f"figures.{name}.{key}"
+            study = config["studies"].get(figure[key])
+            if study is None:
+                raise ConfigError(f"config key '{where}': no study called {figure[key]!r}")
+            if study["task"] != task:
+                raise ConfigError(f"config key '{where}': {name} shows a {task} study, "
+                                  f"{figure[key]!r} is {study['task']}")
+            for arm in figure.get("arms", []):
+                if arm not in study["arms"]:
+                    raise ConfigError(f"config key 'figures.{name}.arms': arm {arm!r} is not "
+                                      f"trained in study {figure[key]!r}")
+
+
+def _check_forecast_horizon(config: dict, name: str) -> None:
+    """A dynamical-system study's forecast horizon must fit in its data's trajectories."""
+    from ldnn.tasks import get
+
+    data = config["data"][get(config["studies"][name]["task"]).dataset]
+    horizon = study_settings(config, name, "train")["forecast_horizon"]
+    if "duration" in data and horizon > data["duration"]:
+        key = ("studies." + name + ".train" if "forecast_horizon" in
+               config["studies"][name].get("train", {}) else "train")
+        raise ConfigError(f"config key '{key}.forecast_horizon': {horizon} is longer than the "
+                          f"trajectories ({data['duration']} time units)")
 
 
 def arm_names(n_types: int) -> list[str]:

@@ -15,7 +15,8 @@ import pandas as pd
 import torch
 
 from ldnn import tasks
-from ldnn.activations import arm_activation, load_table, save_table, tabulate_learned
+from ldnn.activations import (arm_activation, learned_slopes, load_table, save_table,
+                              tabulate_learned)
 from ldnn.config import ActivationConfig, MetaConfig, TrainConfig, parse
 from ldnn.io import write_csv
 from ldnn.metalearn import MetaProblem, load_params, meta_learn, save_result
@@ -43,10 +44,10 @@ def logging_to(path: str | Path, threads: int = 1) -> Iterator[None]:
         handler.close()
 
 
-def make_data(task: str, settings: dict, out: str | Path) -> None:
-    """Generate a task's data set into `out` (.npz)."""
-    log.info("generating %s data: %s", task, settings)
-    tasks.module(task).write(out, **settings)
+def make_data(dataset: str, settings: dict, out: str | Path) -> None:
+    """Generate a data set (named like the task module that generates it) into `out` (.npz)."""
+    log.info("generating %s data: %s", dataset, settings)
+    tasks.module(dataset).write(out, **settings)
 
 
 def metalearn(data: str | Path, task: str, base: str, n_types: int, depth: int, width: int,
@@ -64,19 +65,26 @@ def metalearn(data: str | Path, task: str, base: str, n_types: int, depth: int, 
 
 
 def capture(params: str | Path, activation: dict, out: str | Path) -> None:
-    """Tabulate the learned activations on the capture grid: grid (P,), values (T, P)."""
+    """Tabulate the learned activations and their slopes on the capture grid: grid (P,),
+    values (T, P), slopes (T, P)."""
     act = parse(ActivationConfig, activation, "activation")
     saved = load_params(params)
-    save_table(out, *tabulate_learned(saved["phi"], saved["base"], saved["scale"], act.low,
-                                      act.high, act.points))
+    grid, values = tabulate_learned(saved["phi"], saved["base"], saved["scale"], act.low,
+                                    act.high, act.points)
+    save_table(out, grid, values, learned_slopes(saved["phi"], saved["base"], saved["scale"], grid))
 
 
 def train_block(data: str | Path, activations: str | Path, task: str, depth: int, train: dict,
                 arm: str, width: int, seeds: Sequence[int], out: str | Path) -> None:
-    """Frozen training of one (arm, width) for a block of seeds: a tidy table, one row per seed."""
+    """Frozen training of one (arm, width) for a block of seeds: a tidy table, one row per seed.
+
+    Learned types are interpolated linearly in the capture table (as the paper), except for
+    Hamiltonian networks, which differentiate them: cubic Hermite through values and slopes.
+    """
     spec = tasks.get(task)
-    grid, values = load_table(activations)
-    activation, n_types = arm_activation(arm, grid.float(), values.float())
+    grid, values, slopes = load_table(activations)
+    slopes = slopes.float() if spec.hamiltonian else None
+    activation, n_types = arm_activation(arm, grid.float(), values.float(), slopes)
     log.info("training %s arm %s width %d, seeds %s", task, arm, width, list(seeds))
     sizes = layer_sizes(spec.n_in, width, depth, spec.n_out)
     result = train_seeds(spec, tasks.TaskData.load(data), sizes, activation, n_types,
@@ -123,6 +131,25 @@ def fig5(history: str | Path, results: str | Path, figure: dict, mu: float,
     orbit = accurate(lambda s: van_der_pol.field(s, mu), np.array([0.5, 0.0]), times)
     fig = plot.draw(times, orbit, _history(history), pd.read_csv(results), figure["arms"],
                     figure["curves"])
+    save(fig, out, figure["dpi"])
+
+
+def fig6(nn_history: str | Path, hnn_history: str | Path, nn_results: str | Path,
+         hnn_results: str | Path, figure: dict, out: Sequence[str | Path]) -> None:
+    """Fig. 6 from the NN and HNN meta-learning histories and result tables."""
+    from ldnn.physics import henon_heiles
+    from ldnn.physics.integrators import accurate
+    from ldnn.plotting import fig6 as plot
+    from ldnn.plotting.style import save
+
+    times = np.linspace(0.0, figure["duration"], 20 * int(np.ceil(figure["duration"])) + 1)
+    rng = np.random.default_rng(0)
+    orbits = [accurate(henon_heiles.field, henon_heiles.sample_energy_shell(e, 1, rng)[0], times)
+              for e in figure["energies"]]
+    fig = plot.draw(times, orbits, figure["energies"],
+                    {"NN": _history(nn_history), "HNN": _history(hnn_history)},
+                    {"NN": pd.read_csv(nn_results), "HNN": pd.read_csv(hnn_results)},
+                    figure["arms"], figure["curves"])
     save(fig, out, figure["dpi"])
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ldnn import seeding
+from ldnn.forecast import METHODS, forecast_error
 from ldnn.config import TrainConfig
 from ldnn.networks import Params, TypedActivation, forward, init_mlp
 from ldnn.tasks import Task, TaskData
@@ -39,7 +40,9 @@ def _init(seed: int, cfg: TrainConfig, sizes: Sequence[int], dtype: torch.dtype)
 
 def train_seeds(task: Task, data: TaskData, sizes: Sequence[int], activation: TypedActivation,
                 n_types: int, cfg: TrainConfig, seeds: Sequence[int]) -> dict[str, Tensor]:
-    """Train one network per seed; returns each metric (S,), train_loss (S,) and diverged (S,).
+    """Train one network per seed; returns each metric (S,), train_loss (S,) and diverged (S,),
+    and for data with test trajectories forecast_euler and forecast_rk4 (S,), the RMS error
+    of rollouts of the learned field over cfg.forecast_horizon.
 
     A seed is diverged if any training loss was not finite; it stays in the results, with
     NaN metrics.
@@ -94,5 +97,10 @@ def _train(task: Task, data: TaskData, params: Params, orders: Tensor,
         train_loss = task.loss(predict(data.x_train).detach(), data.y_train)
     result = {name: metrics[..., i] for i, name in enumerate(task.metric_names)}
     result["train_loss"] = train_loss
+    if data.trajectories is not None:
+        for method in METHODS:
+            result[f"forecast_{method}"] = forecast_error(
+                predict, data.trajectories, data.times, cfg.forecast_horizon, method,
+                data.x_train.dtype).to(train_loss.dtype)
     nan = torch.tensor(float("nan"), dtype=train_loss.dtype)
     return {k: torch.where(diverged, nan, v) for k, v in result.items()} | {"diverged": diverged}

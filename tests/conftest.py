@@ -61,7 +61,8 @@ BASE_META = MetaConfig(meta_gradient="unrolled", spline_spacing=0, outer_steps=4
                        inner_epochs=2, batch_size=20, noise=0.1, snapshot_every=2,
                        checkpoint_every=2, seed=0)
 
-BASE_TRAIN = TrainConfig(lr=0.05, momentum=0.8, batch_size=20, epochs=3, seed=0)
+BASE_TRAIN = TrainConfig(lr=0.05, momentum=0.8, batch_size=20, epochs=3, seed=0,
+                         forecast_horizon=1.0)
 
 
 @pytest.fixture

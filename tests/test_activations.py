@@ -8,15 +8,17 @@ import torch
 
 from ldnn.activations import (STANDARD, LearnedActivation, SplineActivations,
                               TabulatedActivation,
-                              arm_activation, init_subnetworks, interpolate, learned,
-                              load_table, save_table, standard, subnetwork, tabulate,
-                              tabulate_learned)
+                              arm_activation, hermite, init_subnetworks, interpolate,
+                              learned, learned_slopes, load_table, save_table, standard,
+                              subnetwork, tabulate, tabulate_learned)
 
 # float64 round-off on O(1)–O(10) values: a few ulps times a few operations.
 ATOL_GRID = 1e-12          # tabulated value at a grid point vs the function itself
 ATOL_LINEAR = 1e-12        # interpolation of a linear function, |x| ≤ 20
 ATOL_INTERP = 1e-12        # interpolation vs the analytic formula
 ATOL_SUBNET = 1e-13        # vectorised sub-network vs an explicit double loop
+ATOL_HERMITE = 1e-11       # Hermite interpolation of a cubic (exact up to round-off), |x| ≤ 20
+RTOL_SLOPE_FD = 1e-8       # autograd slopes vs central differences with step 1e-5
 
 LOW, HIGH, POINTS = -3.0, 3.0, 13
 
@@ -246,7 +248,7 @@ def test_save_table_load_table_round_trip(tmp_path):
     path = tmp_path / "sub" / "table.npz"
     save_table(path, grid, values)
     assert path.exists() and [p.name for p in path.parent.iterdir()] == ["table.npz"]
-    grid2, values2 = load_table(path)
+    grid2, values2, _ = load_table(path)
     assert torch.equal(grid2, grid) and torch.equal(values2, values)
     assert values2.dtype == torch.float64
 
@@ -255,7 +257,7 @@ def test_tabulated_activation_save_load_round_trip(tmp_path):
     table = TabulatedActivation.from_function(torch.sin, LOW, HIGH, POINTS)
     path = tmp_path / "act.npz"
     table.save(path)
-    grid, values = load_table(path)
+    grid, values, _ = load_table(path)
     assert values.shape == (1, POINTS)
     loaded = TabulatedActivation.load(path)
     assert torch.equal(loaded.grid, table.grid) and torch.equal(loaded.values, table.values)
@@ -371,3 +373,68 @@ def test_spline_table_grows_to_cover_new_inputs_and_is_exact_at_zero_spacing():
     assert activation.table.covers(-30, 40) and activation.table.low <= first.low
     exact = SplineActivations(params, "sin", 0.2, 0)
     assert torch.equal(exact(wide), learned(params, wide, "sin", 0.2))
+
+
+# --------------------------------------------------------------------------- Hermite tables
+
+
+def _cubic(x):
+    return 0.5 * x ** 3 - x ** 2 + 2 * x - 1, 1.5 * x ** 2 - 2 * x + 2
+
+
+def test_hermite_is_exact_for_a_cubic_and_extrapolates_with_the_end_slopes():
+    grid = torch.linspace(LOW, HIGH, POINTS, dtype=torch.float64)
+    values, slopes = (v[None] for v in _cubic(grid))
+    inside = torch.linspace(LOW, HIGH, 101, dtype=torch.float64)
+    torch.testing.assert_close(hermite(grid, values, slopes, inside[None])[0], _cubic(inside)[0],
+                               rtol=0, atol=ATOL_HERMITE)
+    outside = torch.tensor([[-20.0, -3.5, 3.5, 20.0]], dtype=torch.float64)
+    end_value, end_slope = _cubic(torch.tensor([LOW, LOW, HIGH, HIGH], dtype=torch.float64))
+    expected = end_value + end_slope * (outside[0] - torch.tensor([LOW, LOW, HIGH, HIGH]))
+    torch.testing.assert_close(hermite(grid, values, slopes, outside)[0], expected,
+                               rtol=0, atol=ATOL_HERMITE)
+
+
+def test_hermite_derivative_matches_the_slopes_at_every_node_and_beyond():
+    grid = torch.linspace(LOW, HIGH, POINTS, dtype=torch.float64)
+    values, slopes = torch.sin(grid)[None], torch.cos(grid)[None]
+    # Just left and right of each node the derivative is the node's slope (C¹).
+    for side in (-1e-9, 1e-9):
+        x = (grid + side).reshape(1, -1).requires_grad_()
+        hermite(grid, values, slopes, x).sum().backward()
+        torch.testing.assert_close(x.grad[0], slopes[0], rtol=0, atol=1e-7)
+    x = torch.tensor([[-9.0, 9.0]], dtype=torch.float64, requires_grad=True)
+    hermite(grid, values, slopes, x).sum().backward()
+    torch.testing.assert_close(x.grad[0], slopes[0, [0, -1]], rtol=0, atol=ATOL_HERMITE)
+
+
+def test_learned_slopes_match_central_differences():
+    params = phi64(seed=3)
+    grid = torch.linspace(LOW, HIGH, POINTS, dtype=torch.float64)
+    step = 1e-5
+    ahead = learned(params, (grid + step).expand(2, -1), "sin", 0.2)
+    behind = learned(params, (grid - step).expand(2, -1), "sin", 0.2)
+    torch.testing.assert_close(learned_slopes(params, "sin", 0.2, grid),
+                               (ahead - behind) / (2 * step), rtol=RTOL_SLOPE_FD, atol=0)
+
+
+def test_arm_with_slopes_interpolates_smoothly_and_round_trips(tmp_path, two_type_table):
+    grid, values = two_type_table
+    slopes = learned_slopes(phi64(seed=8), "sin", 0.2, grid)
+    path = tmp_path / "table.npz"
+    save_table(path, grid, values, slopes)
+    grid2, values2, slopes2 = load_table(path)
+    assert torch.equal(slopes2, slopes) and torch.equal(values2, values)
+    fn, n_types = arm_activation("mixed", grid2, values2, slopes2)
+    assert n_types == 2
+    x = grid.expand(2, -1)
+    torch.testing.assert_close(fn(x), values, rtol=0, atol=ATOL_GRID)
+    between = (grid[:-1] + grid[1:]) / 2
+    exact = learned(phi64(seed=8), between.expand(2, -1), "sin", 0.2)
+    # Hermite error on spacing 0.5 of these smooth sub-networks is far below linear's.
+    linear, _ = arm_activation("mixed", grid, values)
+    assert (fn(between.expand(2, -1)) - exact).abs().max() < \
+        0.1 * (linear(between.expand(2, -1)) - exact).abs().max()
+    fn1, n1 = arm_activation("type2", grid2, values2, slopes2)
+    assert n1 == 1
+    torch.testing.assert_close(fn1(grid.reshape(1, -1)), values[1:], rtol=0, atol=ATOL_GRID)

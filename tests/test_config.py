@@ -134,6 +134,15 @@ INVALID = [
     ("bad study name", lambda c: c["studies"].update({"bad-name": c["studies"][STUDY]}),
      "studies"),
     ("figure of unknown study", set_key("figures.fig3.study", "nope"), "figures.fig3.study"),
+    ("HNN figure study of the NN task", set_key("figures.fig6.hnn_study", "henon_heiles_sin"),
+     "figures.fig6.hnn_study"),
+    ("energy at the escape energy", set_key("data.henon_heiles.energies", [0.1, 1 / 6]),
+     "data.henon_heiles.energies.1"),
+    ("forecast longer than the data", set_key("train.forecast_horizon", 30.0),
+     "train.forecast_horizon"),
+    ("study forecast longer than the data",
+     set_key("studies.henon_heiles_sin.train", {"forecast_horizon": 26.0}),
+     "studies.henon_heiles_sin.train.forecast_horizon"),
 ]
 
 
@@ -155,7 +164,8 @@ def test_config_error_is_a_value_error():
 # --------------------------------------------------------------------------- parse
 
 
-TRAIN = {"lr": 0.1, "momentum": 0.9, "batch_size": 10, "epochs": 2, "seed": 0}
+TRAIN = {"lr": 0.1, "momentum": 0.9, "batch_size": 10, "epochs": 2, "seed": 0,
+         "forecast_horizon": 1.0}
 
 
 def test_parse_builds_frozen_dataclass():

@@ -6,9 +6,8 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.collections import LineCollection
 
-from ldnn.plotting.style import TIME_COLORMAP, activation_evolution, box_by_arm
+from ldnn.plotting.style import activation_evolution, box_by_arm, time_coloured_line
 
 
 def draw(times: np.ndarray, orbit: np.ndarray, history: dict[str, np.ndarray],
@@ -19,11 +18,7 @@ def draw(times: np.ndarray, orbit: np.ndarray, history: dict[str, np.ndarray],
     grid = fig.add_gridspec(n_types, 3, width_ratios=[1, 1.1, 1.2])
 
     ax = fig.add_subplot(grid[:, 0])
-    segments = np.stack([orbit[:-1], orbit[1:]], axis=1)
-    line = LineCollection(segments, cmap=TIME_COLORMAP, norm=plt.Normalize(times[0], times[-1]))
-    line.set_array(times[:-1])
-    ax.add_collection(line)
-    ax.autoscale()
+    line = time_coloured_line(ax, times, orbit)
     ax.set_xlabel("x")
     ax.set_ylabel("ẋ")
     ax.set_title("van der Pol orbit")

@@ -28,6 +28,19 @@ def time_colors(n: int) -> np.ndarray:
     return TIME_COLORMAP(np.linspace(0, 1, n))
 
 
+def time_coloured_line(ax, times: np.ndarray, points: np.ndarray):
+    """Draw the curve points (L, 2) coloured by times (L,), violet → red; returns the line
+    collection (for a colour bar)."""
+    from matplotlib.collections import LineCollection
+
+    segments = np.stack([points[:-1], points[1:]], axis=1)
+    line = LineCollection(segments, cmap=TIME_COLORMAP, norm=plt.Normalize(times[0], times[-1]))
+    line.set_array(times[:-1])
+    ax.add_collection(line)
+    ax.autoscale()
+    return line
+
+
 def box_by_arm(ax, results: pd.DataFrame, arms: Sequence[str], column: str, label: str) -> None:
     """Box plot of `column` per arm over seeds, with n and diverged counts under the labels."""
     groups, ticks = [], []

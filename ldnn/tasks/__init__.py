@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ldnn.hamiltonian import vector_field
 
-NAMES = ("mnist1d", "van_der_pol")
+NAMES = ("mnist1d", "van_der_pol", "henon_heiles", "henon_heiles_hnn")
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,8 @@ class Task:
     loss(prediction (..., B, …), target (..., B, …)) → mean loss (...) per leading index
     (a seed); metrics(prediction, target) → (..., M) named by `metric_names`, on the test
     set. The network maps n_in inputs to n_out outputs; a Hamiltonian task's network
-    outputs the energy (n_out = 1) and its prediction is the vector field.
+    outputs the energy (n_out = 1) and its prediction is the vector field. `dataset` names
+    the data set (and its generator module) when several tasks share one.
     """
     name: str
     n_in: int
@@ -31,6 +32,11 @@ class Task:
     metrics: Callable[[Tensor, Tensor], Tensor]
     metric_names: tuple[str, ...]
     hamiltonian: bool = False
+    dataset: str = ""
+
+    def __post_init__(self):
+        if not self.dataset:
+            object.__setattr__(self, "dataset", self.name)
 
     def predict(self, network: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
         """The task's prediction from a network x (..., B, n_in) → (..., B, n_out)."""
@@ -39,11 +45,14 @@ class Task:
 
 @dataclass(frozen=True)
 class TaskData:
-    """Training and test arrays as tensors: x (N, n_in), y (N, …)."""
+    """Training and test arrays as tensors: x (N, n_in), y (N, …); for dynamical systems
+    also the held-out test trajectories (M, K, d) sampled at `times` (K,), in float64."""
     x_train: Tensor
     y_train: Tensor
     x_test: Tensor
     y_test: Tensor
+    trajectories: Tensor | None = None
+    times: Tensor | None = None
 
     @classmethod
     def load(cls, path: str | Path, dtype: torch.dtype = torch.float32) -> "TaskData":
@@ -51,7 +60,10 @@ class TaskData:
             def tensor(a: np.ndarray) -> Tensor:
                 t = torch.from_numpy(a)
                 return t.to(dtype) if t.is_floating_point() else t
-            return cls(*(tensor(d[k]) for k in ("x_train", "y_train", "x_test", "y_test")))
+            arrays = [tensor(d[k]) for k in ("x_train", "y_train", "x_test", "y_test")]
+            if "test_trajectories" in d.files:
+                arrays += [torch.from_numpy(d["test_trajectories"]), torch.from_numpy(d["times"])]
+            return cls(*arrays)
 
 
 def mse(prediction: Tensor, target: Tensor) -> Tensor:
@@ -65,7 +77,8 @@ def mse_metrics(prediction: Tensor, target: Tensor) -> Tensor:
 
 
 def module(name: str):
-    """The module of task `name`: its `TASK` and its data generator `write(path, **settings)`."""
+    """The module of task `name`: its `TASK` and, if it names a data set, the generator
+    `write(path, **settings)`."""
     if name not in NAMES:
         raise ValueError(f"unknown task {name!r}; choose from {list(NAMES)}")
     return importlib.import_module(f"ldnn.tasks.{name}")

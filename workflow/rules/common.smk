@@ -1,6 +1,7 @@
 # Paths and helpers shared by the rules.
 from ldnn.config import study_settings
 from ldnn.stages import seed_blocks
+from ldnn.tasks import get as get_task
 
 R = config["results"]
 STUDIES = config["studies"]
@@ -8,7 +9,7 @@ STUDIES = config["studies"]
 
 wildcard_constraints:
     study="|".join(STUDIES),
-    task="|".join(config["data"]),
+    dataset="|".join(config["data"]),
     arm="[a-z0-9]+",
     width=r"\d+",
     first=r"\d+",
@@ -16,7 +17,7 @@ wildcard_constraints:
 
 
 def study_data(wildcards):
-    return f"{R}/data/{STUDIES[wildcards.study]['task']}.npz"
+    return f"{R}/data/{get_task(STUDIES[wildcards.study]['task']).dataset}.npz"
 
 
 def study_tables(wildcards):

@@ -1,14 +1,14 @@
-# Data generation: one job per task, settings from config["data"][task].
+# Data generation: one job per data set, settings from config["data"][dataset].
 
 
 rule data:
     output:
-        f"{R}/data/{{task}}.npz",
+        f"{R}/data/{{dataset}}.npz",
     params:
-        settings=lambda w: config["data"][w.task],
+        settings=lambda w: config["data"][w.dataset],
     conda:
         "../../envs/ldnn.yaml"
     log:
-        f"{R}/logs/data/{{task}}.log",
+        f"{R}/logs/data/{{dataset}}.log",
     script:
         "../scripts/data.py"

@@ -2,6 +2,7 @@
 
 FIG3 = config["figures"]["fig3"]
 FIG5 = config["figures"]["fig5"]
+FIG6 = config["figures"]["fig6"]
 
 
 rule fig3:
@@ -37,3 +38,22 @@ rule fig5:
         f"{R}/logs/figures/fig5.log",
     script:
         "../scripts/fig5.py"
+
+
+rule fig6:
+    input:
+        nn_history=f"{R}/{FIG6['study']}/metalearn/history.npz",
+        hnn_history=f"{R}/{FIG6['hnn_study']}/metalearn/history.npz",
+        nn_results=f"{R}/{FIG6['study']}/results.csv",
+        hnn_results=f"{R}/{FIG6['hnn_study']}/results.csv",
+    output:
+        png=report(f"{R}/figures/fig6.png", caption="../report/fig6.rst", category="Figures"),
+        pdf=f"{R}/figures/fig6.pdf",
+    params:
+        figure=FIG6,
+    conda:
+        "../../envs/ldnn.yaml"
+    log:
+        f"{R}/logs/figures/fig6.log",
+    script:
+        "../scripts/fig6.py"
