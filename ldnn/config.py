@@ -126,7 +126,23 @@ def validate(config: dict, schema: dict | str | Path) -> dict:
             merged = study_settings(config, name, section)
             _check_schema(merged, schema["properties"][section], ["studies", name, section])
     _check_relations(config)
+    _schema_order(config, schema)
     return config
+
+
+def _schema_order(node: Any, schema: dict) -> None:
+    """Reorder every dict with declared properties to the schema's order, in place, so that
+    equal settings give equal rule parameters however they were written."""
+    if not isinstance(node, dict):
+        return
+    properties = schema.get("properties", {})
+    for key in properties:
+        if key in node:
+            node[key] = node.pop(key)
+    for key, value in node.items():
+        sub = properties.get(key, schema.get("additionalProperties"))
+        if isinstance(sub, dict):
+            _schema_order(value, sub)
 
 
 def study_settings(config: dict, study: str, section: str) -> dict:
