@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from ldnn.config import (ActivationConfig, ConfigError, MetaConfig, StudyConfig, TrainConfig,
-                         arm_names, parse, validate)
+                         arm_names, parse, study_settings, validate)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config.yaml"
@@ -229,3 +229,15 @@ def test_figure_pointing_at_a_study_of_another_task_is_rejected(shipped, schema)
     config["figures"] = {"fig5": {"study": STUDY, "arms": ["type1"]}}
     with pytest.raises(ConfigError, match=r"^config key 'figures\.fig5\.study': fig5 shows"):
         validate(config, schema)
+
+
+def test_equal_settings_give_equal_rule_parameters_however_ordered(shipped, schema):
+    """Snakemake compares rule parameters as written: key order must not trigger reruns."""
+    reordered = copy.deepcopy(shipped)
+    reordered["metalearn"] = dict(reversed(list(reordered["metalearn"].items())))
+    reordered["studies"]["van_der_pol_sin"]["metalearn"] = {"outer_lr": 0.04}
+    config, other = validate(copy.deepcopy(shipped), schema), validate(reordered, schema)
+    for study in config["studies"]:
+        for section in ("metalearn", "train"):
+            assert list(study_settings(config, study, section).items()) == \
+                list(study_settings(other, study, section).items())

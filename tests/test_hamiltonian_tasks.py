@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+import pytest
+
 import torch
 
 from ldnn.activations import arm_activation, init_subnetworks
@@ -66,3 +69,41 @@ def test_vectorised_hamiltonian_training_equals_loop(train_cfg):
         for key in ("test_loss", "train_loss"):
             torch.testing.assert_close(together[key][i], alone[key], rtol=RTOL_VEC, atol=0)
     assert (together["test_loss"] > 0).all() and not together["diverged"].any()
+
+
+def test_henon_heiles_data_are_exact_states_and_fields_on_their_energy_shells(monkeypatch):
+    from ldnn.physics import henon_heiles as hh
+    from ldnn.tasks import henon_heiles
+
+    energies = [1 / 12, 0.16]
+    data = henon_heiles.generate(energies, train_orbits=2, test_orbits=1, duration=5.0,
+                                 samples=30, seed=3)
+    assert data["x_train"].shape == (2 * 2 * 30, 4) and data["x_test"].shape == (2 * 30, 4)
+    assert data["test_trajectories"].shape == (2, 30, 4)
+    np.testing.assert_allclose(data["y_train"], hh.field(data["x_train"].astype(np.float64)),
+                               rtol=1e-6, atol=1e-6)
+    for orbit, energy in zip(data["test_trajectories"], data["test_energies"]):
+        assert np.max(np.abs(hh.energy(orbit) / energy - 1)) <= henon_heiles.MAX_ENERGY_ERROR
+        assert hh.inside_triangle(orbit[:, 0], orbit[:, 1]).all()
+    np.testing.assert_array_equal(data["test_energies"], energies)
+    monkeypatch.setattr(henon_heiles, "MAX_ENERGY_ERROR", 0.0)
+    with pytest.raises(RuntimeError, match="drifted in energy"):
+        henon_heiles.generate([0.1], 1, 1, 5.0, 30, 0)
+
+
+def test_training_on_trajectories_reports_forecast_errors_of_the_learned_field(train_cfg):
+    """Data with test trajectories add each seed's Euler and RK4 forecast errors."""
+    times = np.linspace(0, 2, 41)
+    starts = np.random.default_rng(0).normal(size=(5, 2))
+    orbits = np.stack([np.stack([q * np.cos(times) + p * np.sin(times),
+                                 -q * np.sin(times) + p * np.cos(times)], -1)
+                       for q, p in starts])
+    states = torch.from_numpy(orbits.reshape(-1, 2))
+    fields = torch.stack([states[:, 1], -states[:, 0]], -1)
+    data = TaskData(states, fields, states, fields, torch.from_numpy(orbits),
+                    torch.from_numpy(times))
+    result = train_seeds(HNN_TASK, data, [2, 8, 1], torch.tanh, 1,
+                         train_cfg(batch_size=10, epochs=5, forecast_horizon=1.0), [0, 1])
+    for method in ("euler", "rk4"):
+        errors = result[f"forecast_{method}"]
+        assert errors.shape == (2,) and torch.isfinite(errors).all() and (errors > 0).all()

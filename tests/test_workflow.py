@@ -47,6 +47,17 @@ def test_paper_config_plans_metalearning_six_arms_fifty_seeds_and_fig3(tmp_path)
     assert not any(tmp_path.iterdir())
 
 
+def test_fig6_target_plans_only_the_henon_heiles_studies(tmp_path):
+    result = snakemake("-n", "fig6", "--config", f"results={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    metalearn = planned_outputs(result.stdout, r"metalearn/params\.pt$")
+    assert sorted(Path(p).parts[-3] for p in metalearn) == ["henon_heiles_hnn_sin",
+                                                             "henon_heiles_sin"]
+    assert planned_outputs(result.stdout, r"data/") == [f"{tmp_path}/data/henon_heiles.npz"]
+    assert len(planned_outputs(result.stdout, r"/train/")) == 2 * 4 * 2
+    assert not planned_outputs(result.stdout, r"mnist1d|van_der_pol|fig[35]")
+
+
 @pytest.mark.parametrize("override, key", [
     ("metalearn={outer_steps: -1}", "metalearn.outer_steps"),
     ("metalearn={meta_gradient: third_order}", "metalearn.meta_gradient"),
@@ -69,11 +80,17 @@ def test_smoke_configuration_runs_end_to_end(tmp_path):
                     "--config", f"results={results}")
     assert run.returncode == 0, run.stderr[-3000:]
 
-    for name in ("fig3.png", "fig3.pdf", "fig5.png", "fig5.pdf"):
-        assert (results / "figures" / name).stat().st_size > 10_000
-    physics = pd.read_csv(results / "van_der_pol_sin/results.csv")
-    assert sorted(set(physics.arm)) == ["mixed", "sin", "type1", "type2"] and len(physics) == 16
-    assert (physics.test_loss > 0).all() and not physics.diverged.any()
+    for name in ("fig3", "fig5", "fig6"):
+        for suffix in (".png", ".pdf"):
+            assert (results / "figures" / (name + suffix)).stat().st_size > 10_000
+    for study in ("van_der_pol_sin", "henon_heiles_sin", "henon_heiles_hnn_sin"):
+        physics = pd.read_csv(results / study / "results.csv")
+        assert sorted(set(physics.arm)) == ["mixed", "sin", "type1", "type2"]
+        assert len(physics) == 16 and not physics.diverged.any()
+        for column in ("test_loss", "forecast_euler", "forecast_rk4"):
+            assert (physics[column] > 0).all() and np.isfinite(physics[column]).all()
+    with np.load(results / "henon_heiles_hnn_sin/activations.npz") as table:
+        assert table["slopes"].shape == table["values"].shape == (2, 100)
     table = pd.read_csv(results / "mnist1d_sin/results.csv")
     assert len(table) == 6 * 4
     assert set(table.arm) == {"relu", "tanh", "sin", "type1", "type2", "mixed"}
