@@ -241,7 +241,8 @@ class TabulatedActivation(nn.Module):
         return cls(grid, values[index])
 
 
-def save_table(path: str | Path, grid: Tensor, values: Tensor, slopes: Tensor | None = None) -> None:
+def save_table(path: str | Path, grid: Tensor, values: Tensor,
+               slopes: Tensor | None = None) -> None:
     """Write T tabulated activations: grid (P,), values (T, P) and optionally their slopes
     (T, P), as .npz (atomically)."""
     arrays = {"grid": grid.numpy(), "values": values.numpy()}

@@ -47,15 +47,20 @@ def test_paper_config_plans_metalearning_six_arms_fifty_seeds_and_fig3(tmp_path)
     assert not any(tmp_path.iterdir())
 
 
-def test_fig6_target_plans_only_the_henon_heiles_studies(tmp_path):
-    result = snakemake("-n", "fig6", "--config", f"results={tmp_path}")
+@pytest.mark.parametrize("target, studies, dataset, others", [
+    ("fig5", ["van_der_pol_sin"], "van_der_pol", r"mnist1d|henon_heiles|fig[36]"),
+    ("fig6", ["henon_heiles_hnn_sin", "henon_heiles_sin"], "henon_heiles",
+     r"mnist1d|van_der_pol|fig[35]"),
+])
+def test_physics_figure_targets_plan_only_what_they_need(tmp_path, target, studies, dataset,
+                                                          others):
+    result = snakemake("-n", target, "--config", f"results={tmp_path}")
     assert result.returncode == 0, result.stderr
     metalearn = planned_outputs(result.stdout, r"metalearn/params\.pt$")
-    assert sorted(Path(p).parts[-3] for p in metalearn) == ["henon_heiles_hnn_sin",
-                                                             "henon_heiles_sin"]
-    assert planned_outputs(result.stdout, r"data/") == [f"{tmp_path}/data/henon_heiles.npz"]
-    assert len(planned_outputs(result.stdout, r"/train/")) == 2 * 4 * 2
-    assert not planned_outputs(result.stdout, r"mnist1d|van_der_pol|fig[35]")
+    assert sorted(Path(p).parts[-3] for p in metalearn) == studies
+    assert planned_outputs(result.stdout, r"data/") == [f"{tmp_path}/data/{dataset}.npz"]
+    assert len(planned_outputs(result.stdout, r"/train/")) == len(studies) * 4 * 2
+    assert not planned_outputs(result.stdout, others)
 
 
 @pytest.mark.parametrize("override, key", [

@@ -35,7 +35,8 @@ def draw(times: np.ndarray, orbits: Sequence[np.ndarray], energies: Sequence[flo
         cells = [bottom[t, k] for t in range(history["snapshots"].shape[1])]
         activation_evolution(fig, cells, history, curves)[0].set_title(f"{name} activations")
         ax = fig.add_subplot(bottom[:, 2 + k], sharey=box_axes[0] if box_axes else None)
-        box_by_arm(ax, results[name], arms, "test_loss", "test MSE of the vector field")
+        box_by_arm(ax, results[name], arms, "test_loss",
+                   "" if box_axes else "test MSE of the vector field")
         ax.set_yscale("log")
         ax.set_title(f"{name}, width {int(results[name].width.iloc[0])}")
         box_axes.append(ax)
