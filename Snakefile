@@ -8,6 +8,7 @@ validate(config, workflow.source_path("workflow/schemas/config.schema.yaml"))
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/pendulum.smk"
 include: "workflow/rules/metalearn.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/figures.smk"
@@ -19,3 +20,4 @@ rule all:
         rules.fig3.output,
         rules.fig5.output,
         rules.fig6.output,
+        rules.fig7.output,

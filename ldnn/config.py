@@ -19,7 +19,8 @@ import yaml
 
 # The study keys of each figure and the task each must be a study of.
 FIGURE_TASKS = {"fig3": {"study": "mnist1d"}, "fig5": {"study": "van_der_pol"},
-                "fig6": {"study": "henon_heiles", "hnn_study": "henon_heiles_hnn"}}
+                "fig6": {"study": "henon_heiles", "hnn_study": "henon_heiles_hnn"},
+                "fig7": {"study": "pendulum"}}
 
 
 class ConfigError(ValueError):
@@ -187,6 +188,7 @@ def _check_relations(config: dict) -> None:
     from ldnn.activations import STANDARD
     from ldnn.tasks import NAMES
 
+    _check_pendulum(config["pendulum"])
     act = config["activation"]
     if act["low"] >= act["high"]:
         raise ConfigError(f"config key 'activation.low': {act['low']} is not below "
@@ -227,11 +229,29 @@ def _check_relations(config: dict) -> None:
                                       f"trained in study {figure[key]!r}")
 
 
+def _check_pendulum(pendulum: dict) -> None:
+    """A user source needs its file; the Savitzky–Golay window must be odd and above the order."""
+    source = pendulum["source"]
+    if source in ("markers", "video"):
+        path = pendulum[source]
+        if not path:
+            raise ConfigError(f"config key 'pendulum.{source}': a path is required when "
+                              f"pendulum.source is {source}")
+        if not Path(path).is_file():
+            raise ConfigError(f"config key 'pendulum.{source}': no such file {path}")
+    window, order = pendulum["savgol"]["window"], pendulum["savgol"]["order"]
+    if window % 2 == 0:
+        raise ConfigError(f"config key 'pendulum.savgol.window': {window} is not odd")
+    if order >= window:
+        raise ConfigError(f"config key 'pendulum.savgol.order': {order} is not below the "
+                          f"window {window}")
+
+
 def _check_forecast_horizon(config: dict, name: str) -> None:
     """A dynamical-system study's forecast horizon must fit in its data's trajectories."""
     from ldnn.tasks import get
 
-    data = config["data"][get(config["studies"][name]["task"]).dataset]
+    data = config["data"].get(get(config["studies"][name]["task"]).dataset, {})
     horizon = study_settings(config, name, "train")["forecast_horizon"]
     if "duration" in data and horizon > data["duration"]:
         key = ("studies." + name + ".train" if "forecast_horizon" in

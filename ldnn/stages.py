@@ -107,6 +107,59 @@ def seed_blocks(seeds: int, block: int) -> list[tuple[int, int]]:
     return [(first, min(first + block, seeds) - 1) for first in range(0, seeds, block)]
 
 
+def clock_video(synthetic: dict, out_video: str | Path, out_truth: str | Path) -> None:
+    """Render the synthetic pendulum clock video and its ground truth (time, theta)."""
+    from ldnn.pendulum.clock import Clock
+    from ldnn.pendulum.render import Scene, render_frames, synthetic_clock
+    from ldnn.pendulum.video import write_video
+
+    s = synthetic
+    clock = Clock(s["period"], s["amplitude"], s["damping"])
+    scene = Scene(width=s["width"], height=s["height"], noise=s["noise"], flicker=s["flicker"],
+                  exposure=s["exposure"], distractor=s["distractor"],
+                  occlusions=tuple(tuple(o) for o in s["occlusions"]), seed=s["seed"])
+    exposure, truth = synthetic_clock(clock, scene, s["duration"], s["fps"])
+    log.info("rendering %d frames of %dx%d", len(exposure), scene.width, scene.height)
+
+    def frames():
+        for i, frame in enumerate(render_frames(scene, exposure)):
+            if (i + 1) % 500 == 0:
+                log.info("frame %d/%d", i + 1, len(exposure))
+            yield frame
+
+    write_video(out_video, frames(), s["fps"])
+    write_csv(pd.DataFrame(truth, columns=["time", "theta"]), out_truth)
+
+
+def track_markers(video: str | Path, tracking: dict, min_frames: int, out: str | Path) -> None:
+    """Track the two markers through `video` into a markers table."""
+    from ldnn.pendulum.track import Tracking, track
+
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in tracking.items()}
+    table, _ = track(video, Tracking(**settings), min_frames)
+    write_csv(table, out)
+
+
+def pendulum_angles(markers: str | Path, settings: dict, out: str | Path,
+                    video: str | Path | None = None) -> None:
+    """Angles from a markers table; the frame interval comes from `video` if given, else
+    from settings["frame_interval"]."""
+    from ldnn.pendulum.angles import MarkersError, angles
+    from ldnn.pendulum.video import read_video
+
+    try:
+        table = pd.read_csv(markers)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise MarkersError(f"markers table {markers} cannot be read: "
+                           f"{str(error).splitlines()[0]}") from None
+    dt = 1 / read_video(video)[0].fps if video else settings["frame_interval"]
+    result = angles(table, dt, settings["savgol"]["window"], settings["savgol"]["order"],
+                    settings["max_gap"], settings["detrend_degree"])
+    log.info("%d angles, %d interpolated, from %s", len(result), int(result.interpolated.sum()),
+             markers)
+    write_csv(result, out)
+
+
 def fig3(history: str | Path, results: str | Path, figure: dict, out: Sequence[str | Path]) -> None:
     """Fig. 3 from the meta-learning history and the study's result table."""
     from ldnn.plotting import fig3 as plot
@@ -150,6 +203,24 @@ def fig6(nn_history: str | Path, hnn_history: str | Path, nn_results: str | Path
                     {"NN": _history(nn_history), "HNN": _history(hnn_history)},
                     {"NN": pd.read_csv(nn_results), "HNN": pd.read_csv(hnn_results)},
                     figure["arms"], figure["curves"])
+    save(fig, out, figure["dpi"])
+
+
+def fig7(markers: str | Path, angles: str | Path, results: str | Path, figure: dict,
+         out: Sequence[str | Path], video: str | Path | None = None) -> None:
+    """Fig. 7 from the markers, the angles, the study's result table and (if any) the video."""
+    from ldnn.pendulum.video import read_video
+    from ldnn.plotting import fig7 as plot
+    from ldnn.plotting.style import save
+
+    frame = None
+    if video:
+        _, frames = read_video(video)
+        for index, frame in enumerate(frames):
+            if index == figure["frame"]:
+                break
+    fig = plot.draw(frame, figure["frame"], pd.read_csv(markers), pd.read_csv(angles),
+                    pd.read_csv(results), figure["arms"])
     save(fig, out, figure["dpi"])
 
 

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ldnn.hamiltonian import vector_field
 
-NAMES = ("mnist1d", "van_der_pol", "henon_heiles", "henon_heiles_hnn")
+NAMES = ("mnist1d", "van_der_pol", "henon_heiles", "henon_heiles_hnn", "pendulum")
 
 
 @dataclass(frozen=True)

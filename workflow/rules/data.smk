@@ -5,6 +5,7 @@ rule data:
     output:
         f"{R}/data/{{dataset}}.npz",
     params:
+        dataset=lambda w: w.dataset,
         settings=lambda w: config["data"][w.dataset],
     conda:
         "../../envs/ldnn.yaml"

@@ -3,6 +3,7 @@
 FIG3 = config["figures"]["fig3"]
 FIG5 = config["figures"]["fig5"]
 FIG6 = config["figures"]["fig6"]
+FIG7 = config["figures"]["fig7"]
 
 
 rule fig3:
@@ -57,3 +58,22 @@ rule fig6:
         f"{R}/logs/figures/fig6.log",
     script:
         "../scripts/fig6.py"
+
+
+rule fig7:
+    input:
+        video=pendulum_video,
+        markers=pendulum_markers,
+        angles=rules.angles.output,
+        results=f"{R}/{FIG7['study']}/results.csv",
+    output:
+        png=report(f"{R}/figures/fig7.png", caption="../report/fig7.rst", category="Figures"),
+        pdf=f"{R}/figures/fig7.pdf",
+    params:
+        figure=FIG7,
+    conda:
+        "../../envs/ldnn.yaml"
+    log:
+        f"{R}/logs/figures/fig7.log",
+    script:
+        "../scripts/fig7.py"
