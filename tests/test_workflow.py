@@ -48,9 +48,10 @@ def test_paper_config_plans_metalearning_six_arms_fifty_seeds_and_fig3(tmp_path)
 
 
 @pytest.mark.parametrize("target, studies, dataset, others", [
-    ("fig5", ["van_der_pol_sin"], "van_der_pol", r"mnist1d|henon_heiles|fig[36]"),
+    ("fig5", ["van_der_pol_sin"], "van_der_pol", r"mnist1d|henon_heiles|pendulum|fig[367]"),
     ("fig6", ["henon_heiles_hnn_sin", "henon_heiles_sin"], "henon_heiles",
-     r"mnist1d|van_der_pol|fig[35]"),
+     r"mnist1d|van_der_pol|pendulum|fig[357]"),
+    ("fig7", ["pendulum_sin"], "pendulum", r"mnist1d|van_der_pol|henon_heiles|fig[356]"),
 ])
 def test_physics_figure_targets_plan_only_what_they_need(tmp_path, target, studies, dataset,
                                                           others):
@@ -85,15 +86,19 @@ def test_smoke_configuration_runs_end_to_end(tmp_path):
                     "--config", f"results={results}")
     assert run.returncode == 0, run.stderr[-3000:]
 
-    for name in ("fig3", "fig5", "fig6"):
+    for name in ("fig3", "fig5", "fig6", "fig7"):
         for suffix in (".png", ".pdf"):
             assert (results / "figures" / (name + suffix)).stat().st_size > 10_000
-    for study in ("van_der_pol_sin", "henon_heiles_sin", "henon_heiles_hnn_sin"):
+    for study in ("van_der_pol_sin", "henon_heiles_sin", "henon_heiles_hnn_sin", "pendulum_sin"):
         physics = pd.read_csv(results / study / "results.csv")
         assert sorted(set(physics.arm)) == ["mixed", "sin", "type1", "type2"]
         assert len(physics) == 16 and not physics.diverged.any()
         for column in ("test_loss", "forecast_euler", "forecast_rk4"):
             assert (physics[column] > 0).all() and np.isfinite(physics[column]).all()
+    markers = pd.read_csv(results / "pendulum/markers.csv")
+    assert list(markers.columns) == ["frame", "blue_x", "blue_y", "red_x", "red_y"]
+    assert list(np.flatnonzero(markers.red_x.isna())) == [60, 61, 62]      # the occlusion
+    assert pd.read_csv(results / "pendulum/angles.csv").interpolated.sum() == 3
     with np.load(results / "henon_heiles_hnn_sin/activations.npz") as table:
         assert table["slopes"].shape == table["values"].shape == (2, 100)
     table = pd.read_csv(results / "mnist1d_sin/results.csv")

@@ -77,7 +77,7 @@ def blobs(score: np.ndarray, min_area: int) -> np.ndarray:
 def rod_length(candidates: list[tuple[np.ndarray, np.ndarray]]) -> float:
     """The most common blue–red distance over all frames (the rod), refined by a median."""
     distances = np.concatenate([np.linalg.norm(b[:, None] - r[None], axis=-1).ravel()
-                                for b, r in candidates if len(b) and len(r)])
+                                for b, r in candidates if len(b) and len(r)] + [np.empty(0)])
     if distances.size == 0:
         raise VideoError("markers of both colours were never seen together")
     counts, edges = np.histogram(distances, bins=np.arange(0, distances.max() + 2, 1.0))

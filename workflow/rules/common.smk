@@ -5,6 +5,7 @@ from ldnn.tasks import get as get_task
 
 R = config["results"]
 STUDIES = config["studies"]
+PENDULUM = config["pendulum"]
 
 
 wildcard_constraints:
@@ -28,6 +29,18 @@ def study_tables(wildcards):
         for width in study["widths"]
         for first, last in seed_blocks(study["seeds"], study["seed_block"])
     ]
+
+
+def pendulum_video(wildcards=None):
+    """The video tracked and shown: rendered, the user's, or none for a markers table."""
+    return {"synthetic": f"{R}/pendulum/synthetic/video.mp4",
+            "video": PENDULUM["video"]}.get(PENDULUM["source"], [])
+
+
+def pendulum_markers(wildcards=None):
+    if PENDULUM["source"] == "markers":
+        return PENDULUM["markers"]
+    return f"{R}/pendulum/markers.csv"
 
 
 onstart:

@@ -1,19 +1,6 @@
 # The pendulum clock: synthetic video → markers → angles → data set. The source switch
-# (config pendulum.source) decides where the chain starts.
-
-PENDULUM = config["pendulum"]
-
-
-def pendulum_video(wildcards=None):
-    """The video tracked and shown: rendered, the user's, or none for a markers table."""
-    return {"synthetic": f"{R}/pendulum/synthetic/video.mp4",
-            "video": PENDULUM["video"]}.get(PENDULUM["source"], [])
-
-
-def pendulum_markers(wildcards=None):
-    if PENDULUM["source"] == "markers":
-        return PENDULUM["markers"]
-    return f"{R}/pendulum/markers.csv"
+# (config pendulum.source) decides where the chain starts (common.smk: pendulum_video,
+# pendulum_markers).
 
 
 rule clock_video:
