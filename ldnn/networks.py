@@ -39,12 +39,14 @@ def init_mlp(sizes: Sequence[int], generator: torch.Generator,
     return tuple(params)
 
 
-def forward(params: Params, x: Tensor, activation: TypedActivation, n_types: int,
-            noise: Sequence[Tensor] | None = None) -> Tensor:
-    """x (..., B, n_in) → (..., B, n_out), leading axes shared with the parameters.
+def layers(params: Params, x: Tensor, activation: TypedActivation, n_types: int,
+           noise: Sequence[Tensor] | None = None) -> list[Tensor]:
+    """Every hidden layer's post-activation output (..., B, H_l), then the network's output
+    (..., B, n_out); x (..., B, n_in), leading axes shared with the parameters.
 
     `noise[l]` (H_l,) is added to hidden layer l after its activation.
     """
+    outputs = []
     h = x
     n_layers = len(params) // 2
     for layer in range(n_layers):
@@ -55,7 +57,17 @@ def forward(params: Params, x: Tensor, activation: TypedActivation, n_types: int
             h = activation(typed).reshape(*h.shape[:-1], width)
             if noise is not None:
                 h = h + noise[layer]
-    return h
+        outputs.append(h)
+    return outputs
+
+
+def forward(params: Params, x: Tensor, activation: TypedActivation, n_types: int,
+            noise: Sequence[Tensor] | None = None) -> Tensor:
+    """x (..., B, n_in) → (..., B, n_out), leading axes shared with the parameters.
+
+    `noise[l]` (H_l,) is added to hidden layer l after its activation.
+    """
+    return layers(params, x, activation, n_types, noise)[-1]
 
 
 def blockwise(fns: Sequence[Callable[[Tensor], Tensor]]) -> TypedActivation:

@@ -12,7 +12,7 @@ from ldnn import stages
 from ldnn.pendulum.angles import MarkersError, angles
 from ldnn.pendulum.clock import Clock, simulate
 from ldnn.pendulum.render import Scene, marker_positions, render_frames, synthetic_clock
-from ldnn.pendulum.track import Tracking, track
+from ldnn.pendulum.track import Tracking, blobs, track
 from ldnn.pendulum.video import VideoError, read_video, write_video
 
 REAL = Path(__file__).resolve().parents[2] / "shared/data/pendulum_clock"
@@ -65,6 +65,13 @@ def test_tracker_recovers_the_rendered_angle(tmp_path, distractor, occlusions):
     assert not markers.blue_x.isna().any()
     blue, _ = marker_positions(scene, truth[:, 1])
     assert np.abs(markers[["blue_x", "blue_y"]].to_numpy() - blue).max() < 1.0
+
+
+def test_blobs_at_the_frame_border_have_in_frame_centroids():
+    score = np.zeros((20, 20))
+    score[0:3, 18:20] = 1
+    score[10:13, 0:2] = 1
+    np.testing.assert_allclose(blobs(score, 2), [[18.5, 1.0], [0.5, 11.0]])
 
 
 def test_angles_of_a_known_swing_match_its_derivatives():

@@ -65,8 +65,8 @@ def blobs(score: np.ndarray, min_area: int) -> np.ndarray:
     for index, box in enumerate(ndimage.find_objects(labels), start=1):
         if np.count_nonzero(labels[box] == index) < min_area:
             continue
-        rows = slice(max(box[0].start - 2, 0), box[0].stop + 2)
-        cols = slice(max(box[1].start - 2, 0), box[1].stop + 2)
+        rows = slice(max(box[0].start - 2, 0), min(box[0].stop + 2, score.shape[0]))
+        cols = slice(max(box[1].start - 2, 0), min(box[1].stop + 2, score.shape[1]))
         weights = np.where(score[rows, cols] > 0.05, score[rows, cols], 0)
         y, x = np.mgrid[rows, cols]
         total = weights.sum()

@@ -1,0 +1,1 @@
+"""Analyses of trained networks: participation ratio, Hessian spectra, noisy descent."""

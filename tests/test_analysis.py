@@ -1,0 +1,157 @@
+"""Analyses against known answers: participation ratios of known spectra, Hessian trace,
+extreme eigenvalues and density against the dense Hessian of a small network, and a
+cross-check against PyHessian."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ldnn.analysis.hessian import (density, fraction_below, hutchinson_trace, hvp_function,
+                                   lanczos, slq)
+from ldnn.analysis.participation import participation_ratio, relative_participation
+from ldnn.networks import forward, init_mlp
+
+ATOL_PR = 1e-10            # participation ratio of an exactly constructed spectrum
+ATOL_HVP = 1e-12           # Hessian-vector product vs the dense Hessian, float64
+ATOL_RITZ = 1e-8           # full Lanczos: Ritz values vs eigenvalues
+HUTCHINSON_SIGMAS = 4.0    # trace estimate within this many standard errors of the truth
+DENSITY_L1 = 0.15          # ∫|ρ_SLQ − ρ_dense| with 100 probes (Monte-Carlo error ~ 1/√100)
+FRACTION_TOL = 0.06        # fraction of small eigenvalues, SLQ vs dense
+
+
+def orthonormal_columns(m: int, n: int, seed: int = 0) -> torch.Tensor:
+    """(m, n) with orthonormal, zero-mean columns."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(m, n, generator=g, dtype=torch.float64)
+    a = a - a.mean(0)
+    q, _ = torch.linalg.qr(a)
+    return q
+
+
+@pytest.mark.parametrize("spectrum, expected", [
+    ([1.0] * 8, 8.0),                      # isotropic: R = N
+    ([5.0] + [0.0] * 7, 1.0),              # rank one: R = 1
+    ([1.0, 1.0, 0.0, 0.0], 2.0),
+    ([3.0, 1.0], 16.0 / 10.0),             # (Σλ)² / Σλ²
+])
+def test_participation_ratio_of_known_spectra(spectrum, expected):
+    m = 200
+    q = orthonormal_columns(m, len(spectrum))
+    activity = q * torch.tensor(spectrum, dtype=torch.float64).sqrt() * np.sqrt(m) + 3.0
+    assert abs(float(participation_ratio(activity)) - expected) < ATOL_PR
+    assert abs(float(relative_participation(activity)) - expected / len(spectrum)) < ATOL_PR
+
+
+def test_participation_ratio_broadcasts_over_seeds():
+    q = orthonormal_columns(100, 4)
+    stacked = torch.stack([q, q * torch.tensor([1.0, 0, 0, 0], dtype=torch.float64)])
+    torch.testing.assert_close(participation_ratio(stacked),
+                               torch.tensor([4.0, 1.0], dtype=torch.float64))
+
+
+SIZES = [3, 6, 2]
+
+
+@pytest.fixture(scope="module")
+def small_problem():
+    """A 3→6→2 tanh network with MSE on random data: flat loss, point, dense Hessian."""
+    g = torch.Generator().manual_seed(0)
+    params = init_mlp(SIZES, g, torch.float64)
+    shapes = [p.shape for p in params]
+    x = torch.randn(30, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(30, 2, generator=g, dtype=torch.float64)
+
+    def loss(flat):
+        parts = flat.split([s.numel() for s in shapes])
+        theta = tuple(p.reshape(s) for p, s in zip(parts, shapes))
+        return ((forward(theta, x, torch.tanh, 1) - y) ** 2).mean()
+
+    point = torch.cat([p.reshape(-1) for p in params])
+    dense = torch.func.hessian(loss)(point)
+    return loss, point, dense, (params, x, y)
+
+
+def test_hvp_equals_the_dense_hessian(small_problem):
+    loss, point, dense, _ = small_problem
+    v = torch.randn(point.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    torch.testing.assert_close(hvp_function(loss, point)(v), dense @ v, rtol=0, atol=ATOL_HVP)
+
+
+def test_hutchinson_trace_within_its_standard_error(small_problem):
+    loss, point, dense, _ = small_problem
+    estimate = hutchinson_trace(hvp_function(loss, point), point.numel(),
+                                torch.Generator().manual_seed(2), relative_error=0.01)
+    truth = float(dense.trace())
+    assert estimate.standard_error <= 0.01 * abs(estimate.trace) or estimate.probes == 5000
+    assert abs(estimate.trace - truth) <= HUTCHINSON_SIGMAS * estimate.standard_error
+
+
+def test_full_lanczos_recovers_the_spectrum_and_extremes(small_problem):
+    loss, point, dense, _ = small_problem
+    n = point.numel()
+    eigenvalues = torch.linalg.eigvalsh(dense)
+    start = torch.randn(n, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    alpha, beta = lanczos(hvp_function(loss, point), start, n)
+    ritz = torch.linalg.eigvalsh(torch.diag(alpha) + torch.diag(beta, 1) + torch.diag(beta, -1))
+    assert abs(float(ritz[0] - eigenvalues[0])) < ATOL_RITZ
+    assert abs(float(ritz[-1] - eigenvalues[-1])) < ATOL_RITZ
+    short, _ = lanczos(hvp_function(loss, point), start, 15)
+    assert short.numel() == 15
+
+
+def test_slq_density_and_small_fraction_match_the_dense_spectrum(small_problem):
+    loss, point, dense, _ = small_problem
+    n = point.numel()
+    eigenvalues = torch.linalg.eigvalsh(dense)
+    nodes, weights = slq(hvp_function(loss, point), n, probes=100, steps=n,
+                         generator=torch.Generator().manual_seed(4))
+    grid = torch.linspace(float(eigenvalues[0]) - 1, float(eigenvalues[-1]) + 1, 4001,
+                          dtype=torch.float64)
+    width = 0.05 * float(eigenvalues[-1] - eigenvalues[0])
+    ours = density(nodes, weights, grid, width)
+    exact = density([eigenvalues], [torch.full((n,), 1.0 / n, dtype=torch.float64)], grid, width)
+    step = float(grid[1] - grid[0])
+    assert abs(float(exact.sum()) * step - 1) < 1e-6
+    assert float((ours - exact).abs().sum()) * step < DENSITY_L1
+    threshold = 0.01 * float(eigenvalues.abs().max())
+    truth = float((eigenvalues.abs() < threshold).double().mean())
+    assert abs(fraction_below(nodes, weights, threshold) - truth) < FRACTION_TOL
+
+
+def test_agrees_with_pyhessian(small_problem, monkeypatch):
+    """PyHessian (the paper's tool) on the same network as an nn.Module. Its density()
+    calls torch.eig, removed from PyTorch; a shim provides it through eigh."""
+    pyhessian = pytest.importorskip("pyhessian")
+    loss, point, dense, (params, x, y) = small_problem
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.params = torch.nn.ParameterList([torch.nn.Parameter(p.clone()) for p in params])
+
+        def forward(self, inputs):
+            return forward(tuple(self.params), inputs, torch.tanh, 1)
+
+    def eig(matrix, eigenvectors=False):
+        values, vectors = torch.linalg.eigh(matrix)
+        return torch.stack([values, torch.zeros_like(values)], -1), vectors
+
+    monkeypatch.setattr(torch, "eig", eig, raising=False)
+    torch.manual_seed(0)
+    theirs = pyhessian.hessian(Net().double(), torch.nn.MSELoss(), data=(x, y), cuda=False)
+    top, _ = theirs.eigenvalues(maxIter=500, tol=1e-8)
+    eigenvalues = torch.linalg.eigvalsh(dense)
+    assert abs(top[0] - float(eigenvalues[-1])) < 1e-4 * float(eigenvalues[-1])
+    their_trace = float(np.mean(theirs.trace(maxIter=2000, tol=1e-4)))
+    ours = hutchinson_trace(hvp_function(loss, point), point.numel(),
+                            torch.Generator().manual_seed(5), relative_error=0.01)
+    assert abs(their_trace - ours.trace) <= 0.05 * abs(float(dense.trace()))
+    their_nodes, their_weights = theirs.density(iter=point.numel(), n_v=20)
+    our_nodes, our_weights = slq(hvp_function(loss, point), point.numel(), 20, point.numel(),
+                                 torch.Generator().manual_seed(6))
+    # Both quadratures integrate λ to tr H / n (Monte-Carlo over probes).
+    their_mean = np.mean([np.dot(e, w) for e, w in zip(their_nodes, their_weights)])
+    our_mean = np.mean([float(e @ w) for e, w in zip(our_nodes, our_weights)])
+    scale = float(dense.trace()) / point.numel()
+    assert abs(their_mean - scale) < 0.3 * abs(scale) and abs(our_mean - scale) < 0.3 * abs(scale)
