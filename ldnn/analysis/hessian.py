@@ -19,13 +19,14 @@ HVP = Callable[[Tensor], Tensor]
 
 
 def hvp_function(loss: Callable[[Tensor], Tensor], point: Tensor) -> HVP:
-    """v ↦ H v, H the Hessian of the scalar loss(θ) at θ = point (n,)."""
+    """V ↦ V H for a batch of vectors V (B, n), H the Hessian of the scalar loss(θ) at
+    θ = point (n,)."""
     gradient = torch.func.grad(loss)
 
     def hvp(v: Tensor) -> Tensor:
         return torch.func.jvp(gradient, (point,), (v,))[1]
 
-    return hvp
+    return torch.func.vmap(hvp)
 
 
 @dataclass(frozen=True)
@@ -35,71 +36,63 @@ class TraceEstimate:
     probes: int
 
 
-def _rademacher(n: int, generator: torch.Generator, dtype: torch.dtype) -> Tensor:
-    return torch.randint(0, 2, (n,), generator=generator).to(dtype) * 2 - 1
+def _rademacher(shape: tuple[int, ...], generator: torch.Generator, dtype: torch.dtype) -> Tensor:
+    return torch.randint(0, 2, shape, generator=generator).to(dtype) * 2 - 1
 
 
 def hutchinson_trace(hvp: HVP, n: int, generator: torch.Generator, relative_error: float = 0.01,
-                     batch: int = 20, max_probes: int = 5000,
+                     batch: int = 50, max_probes: int = 5000,
                      dtype: torch.dtype = torch.float64) -> TraceEstimate:
-    """tr H from Rademacher probes, drawn `batch` at a time until the standard error of the
-    mean is below relative_error·|tr H| (or max_probes are used)."""
-    samples: list[float] = []
-    while len(samples) < max_probes:
-        for _ in range(batch):
-            z = _rademacher(n, generator, dtype)
-            samples.append(float(z @ hvp(z)))
-        mean = float(np.mean(samples))
-        error = float(np.std(samples, ddof=1) / np.sqrt(len(samples)))
+    """tr H from Rademacher probes z (zᵀHz), drawn `batch` at a time until the standard
+    error of the mean is below relative_error·|tr H| (or max_probes are used)."""
+    samples = torch.empty(0, dtype=dtype)
+    while samples.numel() < max_probes:
+        z = _rademacher((batch, n), generator, dtype)
+        samples = torch.cat([samples, (z * hvp(z)).sum(-1)])
+        mean, error = float(samples.mean()), float(samples.std() / samples.numel() ** 0.5)
         if error <= relative_error * abs(mean):
             break
-    return TraceEstimate(mean, error, len(samples))
+    return TraceEstimate(mean, error, samples.numel())
 
 
 def lanczos(hvp: HVP, start: Tensor, steps: int) -> tuple[Tensor, Tensor]:
-    """Tridiagonal coefficients of `steps` Lanczos iterations from `start` (n,), with full
-    reorthogonalisation: alpha (k,), beta (k − 1,), k ≤ steps (fewer if the Krylov space
-    is exhausted)."""
-    basis = [start / start.norm()]
+    """Tridiagonal coefficients of up to `steps` Lanczos iterations from each start vector
+    (B, n) at once, fully reorthogonalised: alpha (B, k), beta (B, k − 1). All stop together
+    when the Krylov space of one is exhausted."""
+    basis = [start / start.norm(dim=-1, keepdim=True)]
     alpha, beta = [], []
     for k in range(steps):
         w = hvp(basis[-1])
-        alpha.append(float(w @ basis[-1]))
-        q = torch.stack(basis)
-        w = w - q.T @ (q @ w)
-        w = w - q.T @ (q @ w)
-        norm = float(w.norm())
-        if k == steps - 1 or norm < 1e-10 * max(1.0, abs(alpha[-1])):
+        alpha.append((w * basis[-1]).sum(-1))
+        q = torch.stack(basis, 1)                                   # (B, k, n)
+        for _ in range(2):
+            w = w - torch.einsum("bk,bkn->bn", torch.einsum("bkn,bn->bk", q, w), q)
+        norm = w.norm(dim=-1)
+        if k == steps - 1 or bool((norm < 1e-10 * alpha[-1].abs().clamp(min=1)).any()):
             break
         beta.append(norm)
-        basis.append(w / norm)
-    return torch.tensor(alpha, dtype=torch.float64), torch.tensor(beta, dtype=torch.float64)
+        basis.append(w / norm[:, None])
+    empty = torch.empty(start.shape[0], 0, dtype=start.dtype)
+    return torch.stack(alpha, -1), torch.stack(beta, -1) if beta else empty
 
 
 def slq(hvp: HVP, n: int, probes: int, steps: int, generator: torch.Generator,
-        dtype: torch.dtype = torch.float64) -> tuple[list[Tensor], list[Tensor]]:
-    """Quadrature nodes and weights (each sums to 1) for `probes` random start vectors."""
-    nodes, weights = [], []
-    for _ in range(probes):
-        alpha, beta = lanczos(hvp, _rademacher(n, generator, dtype), steps)
-        tridiagonal = torch.diag(alpha) + torch.diag(beta, 1) + torch.diag(beta, -1)
-        values, vectors = torch.linalg.eigh(tridiagonal)
-        nodes.append(values)
-        weights.append(vectors[0] ** 2)
-    return nodes, weights
+        dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
+    """Quadrature nodes and weights (P, k), each row of weights summing to 1, for `probes`
+    random start vectors."""
+    alpha, beta = lanczos(hvp, _rademacher((probes, n), generator, dtype), steps)
+    tridiagonal = torch.diag_embed(alpha) + torch.diag_embed(beta, 1) + torch.diag_embed(beta, -1)
+    nodes, vectors = torch.linalg.eigh(tridiagonal)
+    return nodes, vectors[:, 0, :] ** 2
 
 
-def density(nodes: list[Tensor], weights: list[Tensor], grid: Tensor, width: float) -> Tensor:
-    """The spectral density on `grid` (G,), Gaussian-smoothed with standard deviation `width`;
-    it integrates to 1."""
-    total = torch.zeros_like(grid, dtype=torch.float64)
-    for theta, tau in zip(nodes, weights):
-        gauss = torch.exp(-0.5 * ((grid[:, None] - theta[None]) / width) ** 2)
-        total += (gauss * tau[None]).sum(-1) / (width * np.sqrt(2 * np.pi))
-    return total / len(nodes)
+def density(nodes: Tensor, weights: Tensor, grid: Tensor, width: float) -> Tensor:
+    """The spectral density on `grid` (G,) from nodes and weights (P, k), Gaussian-smoothed
+    with standard deviation `width`; it integrates to 1."""
+    gauss = torch.exp(-0.5 * ((grid[:, None, None] - nodes[None]) / width) ** 2)
+    return (gauss * weights[None]).sum((-2, -1)) / (nodes.shape[0] * width * np.sqrt(2 * np.pi))
 
 
-def fraction_below(nodes: list[Tensor], weights: list[Tensor], threshold: float) -> float:
+def fraction_below(nodes: Tensor, weights: Tensor, threshold: float) -> float:
     """Estimated fraction of eigenvalues with |λ| < threshold."""
-    return float(np.mean([float(tau[theta.abs() < threshold].sum())
-                          for theta, tau in zip(nodes, weights)]))
+    return float((weights * (nodes.abs() < threshold)).sum(-1).mean())
