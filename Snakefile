@@ -12,6 +12,7 @@ include: "workflow/rules/pendulum.smk"
 include: "workflow/rules/metalearn.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/analysis.smk"
 
 
 rule all:
@@ -21,3 +22,7 @@ rule all:
         rules.fig5.output,
         rules.fig6.output,
         rules.fig7.output,
+        rules.fig4.output,
+        rules.fig8.output,
+        rules.fig9.output,
+        rules.hessian.output,

@@ -20,7 +20,8 @@ import yaml
 # The study keys of each figure and the task each must be a study of.
 FIGURE_TASKS = {"fig3": {"study": "mnist1d"}, "fig5": {"study": "van_der_pol"},
                 "fig6": {"study": "henon_heiles", "hnn_study": "henon_heiles_hnn"},
-                "fig7": {"study": "pendulum"}}
+                "fig7": {"study": "pendulum"}, "fig4": {"study": "mnist1d"},
+                "fig8": {"study": "mnist1d"}, "fig9": {}}
 
 
 class ConfigError(ValueError):
@@ -214,6 +215,7 @@ def _check_relations(config: dict) -> None:
             if arm not in allowed:
                 raise ConfigError(f"config key '{where}.arms': unknown arm {arm!r}; "
                                   f"choose from {allowed}")
+    _check_hessian(config)
     for name, figure in config["figures"].items():
         for key, task in FIGURE_TASKS[name].items():
             where = f"figures.{name}.{key}"
@@ -227,6 +229,17 @@ def _check_relations(config: dict) -> None:
                 if arm not in study["arms"]:
                     raise ConfigError(f"config key 'figures.{name}.arms': arm {arm!r} is not "
                                       f"trained in study {figure[key]!r}")
+
+
+def _check_hessian(config: dict) -> None:
+    settings = config["hessian"]
+    study = config["studies"].get(settings["study"])
+    if study is None:
+        raise ConfigError(f"config key 'hessian.study': no study called {settings['study']!r}")
+    for arm in settings["arms"]:
+        if arm not in study["arms"]:
+            raise ConfigError(f"config key 'hessian.arms': arm {arm!r} is not trained in "
+                              f"study {settings['study']!r}")
 
 
 def _check_pendulum(pendulum: dict) -> None:

@@ -14,14 +14,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ldnn import tasks
+from ldnn import seeding, tasks
 from ldnn.activations import (arm_activation, learned_slopes, load_table, save_table,
                               tabulate_learned)
 from ldnn.config import ActivationConfig, MetaConfig, TrainConfig, parse
-from ldnn.io import write_csv
+from ldnn.io import atomic_path, write_csv, write_npz
 from ldnn.metalearn import MetaProblem, load_params, meta_learn, save_result
-from ldnn.networks import layer_sizes
-from ldnn.training import train_seeds
+from ldnn.networks import forward, layer_sizes
+from ldnn.training import evaluate, fit_seeds
 
 log = logging.getLogger("ldnn")
 
@@ -74,25 +74,78 @@ def capture(params: str | Path, activation: dict, out: str | Path) -> None:
     save_table(out, grid, values, learned_slopes(saved["phi"], saved["base"], saved["scale"], grid))
 
 
-def train_block(data: str | Path, activations: str | Path, task: str, depth: int, train: dict,
-                arm: str, width: int, seeds: Sequence[int], out: str | Path) -> None:
-    """Frozen training of one (arm, width) for a block of seeds: a tidy table, one row per seed.
-
-    Learned types are interpolated linearly in the capture table (as the paper), except for
-    Hamiltonian networks, which differentiate them: cubic Hermite through values and slopes.
-    """
-    spec = tasks.get(task)
+def _arm(task: str, activations: str | Path, arm: str):
+    """The frozen activation of `arm` and its number of types. Learned types are linear
+    interpolants of the capture table (as the paper), except for Hamiltonian networks,
+    which differentiate them: cubic Hermite through values and slopes."""
     grid, values, slopes = load_table(activations)
-    slopes = slopes.float() if spec.hamiltonian else None
-    activation, n_types = arm_activation(arm, grid.float(), values.float(), slopes)
+    slopes = slopes.float() if tasks.get(task).hamiltonian else None
+    return arm_activation(arm, grid.float(), values.float(), slopes)
+
+
+def train_block(data: str | Path, activations: str | Path, task: str, depth: int, train: dict,
+                arm: str, width: int, seeds: Sequence[int], out: str | Path,
+                out_params: str | Path) -> None:
+    """Frozen training of one (arm, width) for a block of seeds: a tidy table, one row per
+    seed, and the trained parameters stacked over the seeds (.pt)."""
+    spec = tasks.get(task)
+    activation, n_types = _arm(task, activations, arm)
     log.info("training %s arm %s width %d, seeds %s", task, arm, width, list(seeds))
     sizes = layer_sizes(spec.n_in, width, depth, spec.n_out)
-    result = train_seeds(spec, tasks.TaskData.load(data), sizes, activation, n_types,
-                         parse(TrainConfig, train, "train"), seeds)
+    cfg, task_data = parse(TrainConfig, train, "train"), tasks.TaskData.load(data)
+    params, diverged = fit_seeds(spec, task_data, sizes, activation, n_types, cfg, seeds)
+    result = evaluate(spec, task_data, params, activation, n_types, cfg, diverged)
     table = pd.DataFrame({"task": task, "arm": arm, "width": width, "seed": list(seeds)}
                          | {k: v.numpy() for k, v in result.items()})
     log.info("diverged: %d of %d", int(table.diverged.sum()), len(table))
+    with atomic_path(out_params) as tmp:
+        torch.save({"params": params, "seeds": list(seeds), "sizes": sizes}, tmp)
     write_csv(table, out)
+
+
+def hessian(data: str | Path, activations: str | Path, task: str, arm: str,
+            blocks: Sequence[str | Path], settings: dict, out_table: str | Path,
+            out_spectra: str | Path) -> None:
+    """Hessian of the training loss of the first settings["seeds"] trained networks of one
+    arm: per seed trace (Hutchinson), extreme Ritz values and the fraction of |λ| below the
+    threshold (SLQ); the SLQ nodes and weights (S, P, k) for densities."""
+    from ldnn.analysis.hessian import fraction_below, hutchinson_trace, hvp_function, slq
+
+    spec, task_data = tasks.get(task), tasks.TaskData.load(data, torch.float64)
+    activation, n_types = _arm(task, activations, arm)
+    rows, all_nodes, all_weights = [], [], []
+    for block in blocks:
+        saved = torch.load(block, weights_only=True)
+        for i, seed in enumerate(saved["seeds"]):
+            if len(rows) >= settings["seeds"]:
+                break
+            theta = [p[i].double() for p in saved["params"]]
+            shapes = [p.shape for p in theta]
+
+            def loss(flat):
+                parts = flat.split([int(np.prod(s)) for s in shapes])
+                network = tuple(p.reshape(s) for p, s in zip(parts, shapes))
+                return spec.loss(spec.predict(lambda z: forward(network, z, activation, n_types),
+                                              task_data.x_train), task_data.y_train)
+
+            point = torch.cat([p.reshape(-1) for p in theta])
+            hvp = hvp_function(loss, point)
+            generator = seeding.generator(settings["seed"], seed)
+            trace = hutchinson_trace(hvp, point.numel(), generator, settings["relative_error"],
+                                     max_probes=settings["max_probes"])
+            nodes, weights = slq(hvp, point.numel(), settings["slq_probes"],
+                                 settings["lanczos_steps"], generator)
+            rows.append({"task": task, "arm": arm, "seed": seed, "trace": trace.trace,
+                         "trace_standard_error": trace.standard_error, "probes": trace.probes,
+                         "smallest": float(nodes.min()), "largest": float(nodes.max()),
+                         "fraction_small": fraction_below(nodes, weights,
+                                                          settings["threshold"])})
+            all_nodes.append(nodes.numpy())
+            all_weights.append(weights.numpy())
+            log.info("%s seed %d: trace %.4g ± %.2g (%d probes), f %.3f", arm, seed,
+                     trace.trace, trace.standard_error, trace.probes, rows[-1]["fraction_small"])
+    write_npz(out_spectra, nodes=np.stack(all_nodes), weights=np.stack(all_weights))
+    write_csv(pd.DataFrame(rows), out_table)
 
 
 def gather(tables: Sequence[str | Path], study: str, out: str | Path) -> None:
@@ -222,6 +275,44 @@ def fig7(markers: str | Path, angles: str | Path, results: str | Path, figure: d
     fig = plot.draw(frame, figure["frame"], pd.read_csv(markers), pd.read_csv(angles),
                     pd.read_csv(results), figure["arms"])
     save(fig, out, figure["dpi"])
+
+
+def fig4(results: str | Path, figure: dict, out: Sequence[str | Path]) -> None:
+    from ldnn.plotting import fig4 as plot
+    from ldnn.plotting.style import save
+
+    save(plot.draw(pd.read_csv(results), figure["arms"]), out, figure["dpi"])
+
+
+def fig8(results: str | Path, figure: dict, out: Sequence[str | Path]) -> None:
+    from ldnn.plotting import fig8 as plot
+    from ldnn.plotting.style import save
+
+    save(plot.draw(pd.read_csv(results), figure["arms"]), out, figure["dpi"])
+
+
+def fig9(figure: dict, out: Sequence[str | Path]) -> None:
+    """Langevin walkers (Eq. 8) from the sharp minimum of `two_wells`."""
+    from ldnn.analysis.langevin import langevin, two_wells
+    from ldnn.plotting import fig9 as plot
+    from ldnn.plotting.style import save
+
+    loss, gradient = two_wells()
+    paths = langevin(gradient, np.array([-1.0, 0.0]), figure["step"], figure["temperature"],
+                     figure["steps"], figure["walkers"], np.random.default_rng(figure["seed"]))
+    save(plot.draw(loss, paths, figure["step"]), out, figure["dpi"])
+
+
+def hessian_figure(arms: Sequence[str], tables: Sequence[str | Path],
+                   spectra: Sequence[str | Path], out_table: str | Path,
+                   out: Sequence[str | Path]) -> None:
+    """The per-arm Hessian tables joined, and the figure of densities and traces."""
+    from ldnn.plotting import hessian as plot
+    from ldnn.plotting.style import save
+
+    frames = [pd.read_csv(t) for t in tables]
+    write_csv(pd.concat(frames, ignore_index=True), out_table)
+    save(plot.draw(arms, [_history(s) for s in spectra], frames), out, 200)
 
 
 def _history(path: str | Path) -> dict[str, np.ndarray]:

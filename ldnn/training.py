@@ -19,7 +19,8 @@ from torch import Tensor
 from ldnn import seeding
 from ldnn.forecast import METHODS, forecast_error
 from ldnn.config import TrainConfig
-from ldnn.networks import Params, TypedActivation, forward, init_mlp
+from ldnn.analysis.participation import relative_participation
+from ldnn.networks import Params, TypedActivation, forward, init_mlp, layers
 from ldnn.tasks import Task, TaskData
 
 log = logging.getLogger(__name__)
@@ -38,19 +39,21 @@ def _init(seed: int, cfg: TrainConfig, sizes: Sequence[int], dtype: torch.dtype)
     return init_mlp(sizes, seeding.generator(cfg.seed, seed, seeding.INIT), dtype)
 
 
-def train_seeds(task: Task, data: TaskData, sizes: Sequence[int], activation: TypedActivation,
-                n_types: int, cfg: TrainConfig, seeds: Sequence[int]) -> dict[str, Tensor]:
-    """Train one network per seed; returns each metric (S,), train_loss (S,) and diverged (S,),
-    and for data with test trajectories forecast_euler and forecast_rk4 (S,), the RMS error
-    of rollouts of the learned field over cfg.forecast_horizon.
-
-    A seed is diverged if any training loss was not finite; it stays in the results, with
-    NaN metrics.
-    """
+def fit_seeds(task: Task, data: TaskData, sizes: Sequence[int], activation: TypedActivation,
+              n_types: int, cfg: TrainConfig, seeds: Sequence[int]) -> tuple[Params, Tensor]:
+    """Train one network per seed: the trained parameters stacked over seeds (S, …) and
+    diverged (S,), true if any training loss of that seed was not finite."""
     dtype = data.x_train.dtype
     params = tuple(torch.stack(p) for p in zip(*(_init(s, cfg, sizes, dtype) for s in seeds)))
     orders = torch.stack([_batch_orders(s, cfg, data.x_train.shape[0]) for s in seeds], dim=1)
-    return _train(task, data, params, orders, activation, n_types, cfg)
+    return _fit(task, data, params, orders, activation, n_types, cfg)
+
+
+def train_seeds(task: Task, data: TaskData, sizes: Sequence[int], activation: TypedActivation,
+                n_types: int, cfg: TrainConfig, seeds: Sequence[int]) -> dict[str, Tensor]:
+    """`fit_seeds`, then `evaluate`: each metric (S,)."""
+    params, diverged = fit_seeds(task, data, sizes, activation, n_types, cfg, seeds)
+    return evaluate(task, data, params, activation, n_types, cfg, diverged)
 
 
 def train_seed(task: Task, data: TaskData, sizes: Sequence[int], activation: TypedActivation,
@@ -58,23 +61,29 @@ def train_seed(task: Task, data: TaskData, sizes: Sequence[int], activation: Typ
     """One seed alone, unstacked: `train_seeds` must agree with a loop over this."""
     params = _init(seed, cfg, sizes, data.x_train.dtype)
     orders = _batch_orders(seed, cfg, data.x_train.shape[0])
-    return _train(task, data, params, orders, activation, n_types, cfg)
+    params, diverged = _fit(task, data, params, orders, activation, n_types, cfg)
+    return evaluate(task, data, params, activation, n_types, cfg, diverged)
 
 
-@seeding.deterministic()
-def _train(task: Task, data: TaskData, params: Params, orders: Tensor,
-           activation: TypedActivation, n_types: int, cfg: TrainConfig) -> dict[str, Tensor]:
-    """SGD with momentum over batches `orders` (steps, [S,] B) from (optionally stacked) params."""
-    params = tuple(p.detach().requires_grad_() for p in params)
-
-    seeds_shape = orders.shape[1:-1]
+def _predictor(task: Task, params: Params, activation: TypedActivation, n_types: int):
+    """Predictions of every seed; inputs are expanded so that each seed owns its copy
+    (a Hamiltonian network differentiates with respect to them)."""
+    seeds_shape = params[0].shape[:-2]
 
     def predict(x: Tensor) -> Tensor:
-        """Predictions of every seed; inputs are expanded so that each seed owns its copy
-        (a Hamiltonian network differentiates with respect to them)."""
         x = x.expand(*seeds_shape, *x.shape[-2:])
         return task.predict(lambda z: forward(params, z, activation, n_types), x)
 
+    return predict
+
+
+@seeding.deterministic()
+def _fit(task: Task, data: TaskData, params: Params, orders: Tensor,
+         activation: TypedActivation, n_types: int, cfg: TrainConfig) -> tuple[Params, Tensor]:
+    """SGD with momentum over batches `orders` (steps, [S,] B) from (optionally stacked) params."""
+    params = tuple(p.detach().requires_grad_() for p in params)
+    predict = _predictor(task, params, activation, n_types)
+    seeds_shape = orders.shape[1:-1]
     velocity = tuple(torch.zeros_like(p) for p in params)
     diverged = torch.zeros(seeds_shape, dtype=torch.bool)
     steps_per_epoch = orders.shape[0] // cfg.epochs
@@ -92,11 +101,25 @@ def _train(task: Task, data: TaskData, params: Params, orders: Tensor,
             log.info("epoch %d/%d  median batch loss %.4f  diverged %d  %.1f s", epoch,
                      cfg.epochs, losses.detach().median(), int(diverged.sum()),
                      time.perf_counter() - started)
+    return tuple(p.detach() for p in params), diverged
+
+
+@seeding.deterministic()
+def evaluate(task: Task, data: TaskData, params: Params, activation: TypedActivation,
+             n_types: int, cfg: TrainConfig, diverged: Tensor) -> dict[str, Tensor]:
+    """Each metric (S,) of the task on the test set, train_loss, participation (r = R/N of
+    the first hidden layer on the test inputs), for data with test trajectories
+    forecast_euler and forecast_rk4 (RMS error of rollouts of the learned field over
+    cfg.forecast_horizon), and diverged (S,). A diverged seed's values are NaN."""
+    params = tuple(p.detach().requires_grad_() for p in params)
+    predict = _predictor(task, params, activation, n_types)
     with torch.no_grad():
         metrics = task.metrics(predict(data.x_test).detach(), data.y_test)
         train_loss = task.loss(predict(data.x_train).detach(), data.y_train)
+        hidden = layers(params, data.x_test, activation, n_types)[0]
     result = {name: metrics[..., i] for i, name in enumerate(task.metric_names)}
     result["train_loss"] = train_loss
+    result["participation"] = relative_participation(hidden.double()).to(train_loss.dtype)
     if data.trajectories is not None:
         for method in METHODS:
             result[f"forecast_{method}"] = forecast_error(

@@ -15,7 +15,7 @@ RTOL_VEC, ATOL_VEC = 1e-10, 1e-12
 RTOL_MANUAL = 1e-12        # hand-written SGD steps, the same float64 operations
 
 SIZES = (40, 6, 10)
-KEYS = {"test_loss", "test_accuracy", "train_loss", "diverged"}
+KEYS = {"test_loss", "test_accuracy", "train_loss", "diverged", "participation"}
 
 
 @pytest.fixture
@@ -124,3 +124,19 @@ def test_huge_learning_rate_diverges_every_seed_without_crashing(task, tiny_data
     assert set(result) == KEYS and all(v.shape == (3,) for v in result.values())
     sane = train_seeds(task, tiny_data, SIZES, standard("relu"), 1, train_cfg(), [0, 1, 2])
     assert not sane["diverged"].any() and torch.isfinite(sane["train_loss"]).all()
+
+
+def test_participation_is_that_of_the_trained_first_hidden_layer(task, tiny_data, train_cfg):
+    from ldnn.analysis.participation import relative_participation
+    from ldnn.networks import layers
+    from ldnn.training import evaluate, fit_seeds
+
+    cfg = train_cfg()
+    params, diverged = fit_seeds(task, tiny_data, SIZES, torch.tanh, 1, cfg, [0, 1])
+    result = evaluate(task, tiny_data, params, torch.tanh, 1, cfg, diverged)
+    hidden = layers(params, tiny_data.x_test, torch.tanh, 1)[0]
+    torch.testing.assert_close(result["participation"], relative_participation(hidden))
+    assert ((result["participation"] > 0) & (result["participation"] <= 1)).all()
+    torch.testing.assert_close(result["train_loss"],
+                               train_seeds(task, tiny_data, SIZES, torch.tanh, 1, cfg,
+                                           [0, 1])["train_loss"], rtol=0, atol=0)

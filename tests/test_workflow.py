@@ -37,7 +37,7 @@ def test_paper_config_plans_metalearning_six_arms_fifty_seeds_and_fig3(tmp_path)
     assert len(planned_outputs(out, r"mnist1d_sin/metalearn/params\.pt$")) == 1
     assert len(planned_outputs(out, r"figures/fig3\.png$")) == 1
     seeds: dict[str, set[int]] = {}
-    for path in planned_outputs(out, r"/train/"):
+    for path in planned_outputs(out, r"/train/.*\.csv$"):
         if "/mnist1d_sin/" not in path:
             continue
         arm, first, last = re.search(r"train/(\w+)/w100/seeds(\d+)-(\d+)\.csv", path).groups()
@@ -45,6 +45,19 @@ def test_paper_config_plans_metalearning_six_arms_fifty_seeds_and_fig3(tmp_path)
     assert seeds == {arm: set(range(50)) for arm in
                      ["relu", "tanh", "sin", "type1", "type2", "mixed"]}
     assert not any(tmp_path.iterdir())
+
+
+def test_fig9_needs_nothing_and_hessian_only_the_fig3_training(tmp_path):
+    result = snakemake("-n", "fig9", "--config", f"results={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    assert planned_outputs(result.stdout, ".") == [f"{tmp_path}/figures/fig9.png",
+                                                   f"{tmp_path}/figures/fig9.pdf"]
+    result = snakemake("-n", "hessian", "--config", f"results={tmp_path}")
+    studies = {Path(p).relative_to(tmp_path).parts[0]
+               for p in planned_outputs(result.stdout, r"/train/")}
+    assert studies == {"mnist1d_sin"}
+    assert len(planned_outputs(result.stdout, r"/train/.*\.pt$")) == 3 * 2
+    assert len(planned_outputs(result.stdout, r"hessian/\w+\.csv$")) == 3
 
 
 @pytest.mark.parametrize("target, studies, dataset, others", [
@@ -60,7 +73,7 @@ def test_physics_figure_targets_plan_only_what_they_need(tmp_path, target, studi
     metalearn = planned_outputs(result.stdout, r"metalearn/params\.pt$")
     assert sorted(Path(p).parts[-3] for p in metalearn) == studies
     assert planned_outputs(result.stdout, r"data/") == [f"{tmp_path}/data/{dataset}.npz"]
-    assert len(planned_outputs(result.stdout, r"/train/")) == len(studies) * 4 * 2
+    assert len(planned_outputs(result.stdout, r"/train/.*\.csv$")) == len(studies) * 4 * 2
     assert not planned_outputs(result.stdout, others)
 
 
@@ -86,7 +99,7 @@ def test_smoke_configuration_runs_end_to_end(tmp_path):
                     "--config", f"results={results}")
     assert run.returncode == 0, run.stderr[-3000:]
 
-    for name in ("fig3", "fig5", "fig6", "fig7"):
+    for name in ("fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "hessian"):
         for suffix in (".png", ".pdf"):
             assert (results / "figures" / (name + suffix)).stat().st_size > 10_000
     for study in ("van_der_pol_sin", "henon_heiles_sin", "henon_heiles_hnn_sin", "pendulum_sin"):
@@ -95,6 +108,12 @@ def test_smoke_configuration_runs_end_to_end(tmp_path):
         assert len(physics) == 16 and not physics.diverged.any()
         for column in ("test_loss", "forecast_euler", "forecast_rk4"):
             assert (physics[column] > 0).all() and np.isfinite(physics[column]).all()
+    hessian = pd.read_csv(results / "mnist1d_sin/hessian.csv")
+    assert sorted(set(hessian.arm)) == ["mixed", "type1", "type2"] and len(hessian) == 6
+    assert (hessian.trace_standard_error > 0).all() and (hessian.largest > hessian.smallest).all()
+    sweep = pd.read_csv(results / "mnist1d_zero/results.csv")
+    assert sorted(set(sweep.width)) == [10, 20] and len(sweep) == 6 * 2 * 4
+    assert sweep.participation.between(0, 1).all()
     markers = pd.read_csv(results / "pendulum/markers.csv")
     assert list(markers.columns) == ["frame", "blue_x", "blue_y", "red_x", "red_y"]
     assert list(np.flatnonzero(markers.red_x.isna())) == [60, 61, 62]      # the occlusion

@@ -17,8 +17,12 @@ wildcard_constraints:
     last=r"\d+",
 
 
+def data_of(study):
+    return f"{R}/data/{get_task(STUDIES[study]['task']).dataset}.npz"
+
+
 def study_data(wildcards):
-    return f"{R}/data/{get_task(STUDIES[wildcards.study]['task']).dataset}.npz"
+    return data_of(wildcards.study)
 
 
 def study_tables(wildcards):

@@ -4,6 +4,9 @@ FIG3 = config["figures"]["fig3"]
 FIG5 = config["figures"]["fig5"]
 FIG6 = config["figures"]["fig6"]
 FIG7 = config["figures"]["fig7"]
+FIG4 = config["figures"]["fig4"]
+FIG8 = config["figures"]["fig8"]
+FIG9 = config["figures"]["fig9"]
 
 
 rule fig3:
@@ -77,3 +80,49 @@ rule fig7:
         f"{R}/logs/figures/fig7.log",
     script:
         "../scripts/fig7.py"
+
+
+rule fig4:
+    input:
+        results=f"{R}/{FIG4['study']}/results.csv",
+    output:
+        png=report(f"{R}/figures/fig4.png", caption="../report/fig4.rst", category="Figures"),
+        pdf=f"{R}/figures/fig4.pdf",
+    params:
+        figure=FIG4,
+    conda:
+        "../../envs/ldnn.yaml"
+    log:
+        f"{R}/logs/figures/fig4.log",
+    script:
+        "../scripts/fig4.py"
+
+
+rule fig8:
+    input:
+        results=f"{R}/{FIG8['study']}/results.csv",
+    output:
+        png=report(f"{R}/figures/fig8.png", caption="../report/fig8.rst", category="Figures"),
+        pdf=f"{R}/figures/fig8.pdf",
+    params:
+        figure=FIG8,
+    conda:
+        "../../envs/ldnn.yaml"
+    log:
+        f"{R}/logs/figures/fig8.log",
+    script:
+        "../scripts/fig8.py"
+
+
+rule fig9:
+    output:
+        png=report(f"{R}/figures/fig9.png", caption="../report/fig9.rst", category="Figures"),
+        pdf=f"{R}/figures/fig9.pdf",
+    params:
+        figure=FIG9,
+    conda:
+        "../../envs/ldnn.yaml"
+    log:
+        f"{R}/logs/figures/fig9.log",
+    script:
+        "../scripts/fig9.py"

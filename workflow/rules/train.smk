@@ -1,4 +1,5 @@
-# Frozen-activation training: one job per (study, arm, width, seed block), seeds vectorised.
+# Frozen-activation training: one job per (study, arm, width, seed block), seeds vectorised;
+# each job writes its table and the trained parameters.
 
 
 rule train:
@@ -6,7 +7,8 @@ rule train:
         data=study_data,
         activations=rules.capture.output,
     output:
-        f"{R}/{{study}}/train/{{arm}}/w{{width}}/seeds{{first}}-{{last}}.csv",
+        table=f"{R}/{{study}}/train/{{arm}}/w{{width}}/seeds{{first}}-{{last}}.csv",
+        params=f"{R}/{{study}}/train/{{arm}}/w{{width}}/seeds{{first}}-{{last}}.pt",
     params:
         task=lambda w: STUDIES[w.study]["task"],
         depth=lambda w: STUDIES[w.study]["depth"],

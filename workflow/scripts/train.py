@@ -11,5 +11,6 @@ with stages.logging_to(snakemake.log[0], snakemake.threads):
         arm=w.arm,
         width=int(w.width),
         seeds=range(int(w.first), int(w.last) + 1),
-        out=snakemake.output[0],
+        out=snakemake.output.table,
+        out_params=snakemake.output.params,
     )

@@ -1,0 +1,34 @@
+"""Fig. 8: joint density of test accuracy A and participation ratio r per arm."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy.stats import gaussian_kde
+
+from ldnn.plotting.style import arm_label
+
+
+def draw(results: pd.DataFrame, arms: Sequence[str]):
+    """results: the study's table with test_accuracy and participation columns."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.5), layout="constrained")
+    ok = results[~results.diverged.astype(bool)]
+    colours = plt.cm.tab10(np.arange(len(arms)))
+    x_grid = np.linspace(ok.participation.min() * 0.9, min(1, ok.participation.max() * 1.1), 120)
+    y_grid = np.linspace(ok.test_accuracy.min() - 0.02, ok.test_accuracy.max() + 0.02, 120)
+    xx, yy = np.meshgrid(x_grid, y_grid)
+    for arm, colour in zip(arms, colours):
+        rows = ok[ok.arm == arm]
+        points = np.stack([rows.participation, rows.test_accuracy])
+        ax.scatter(*points, s=6, color=colour, alpha=0.6)
+        if rows.participation.std() > 0 and rows.test_accuracy.std() > 0 and len(rows) > 2:
+            density = gaussian_kde(points)(np.stack([xx.ravel(), yy.ravel()])).reshape(xx.shape)
+            ax.contour(xx, yy, density, levels=4, colors=[colour], linewidths=0.8)
+        ax.plot([], [], "o", color=colour, label=f"{arm_label(arm)} (n={len(rows)})")
+    ax.set_xlabel("participation ratio r = R / N")
+    ax.set_ylabel("test accuracy A")
+    ax.set_title("ρ(A, r) per arm")
+    ax.legend(frameon=False, fontsize=8)
+    return fig

@@ -1,0 +1,4 @@
+from ldnn import stages
+
+with stages.logging_to(snakemake.log[0]):
+    stages.fig9(snakemake.params.figure, [snakemake.output.png, snakemake.output.pdf])
