@@ -12,7 +12,7 @@ from ldnn import stages
 from ldnn.pendulum.angles import MarkersError, angles
 from ldnn.pendulum.clock import Clock, simulate
 from ldnn.pendulum.render import Scene, marker_positions, render_frames, synthetic_clock
-from ldnn.pendulum.track import Tracking, blobs, track
+from ldnn.pendulum.track import Tracking, blobs, pick_markers, track
 from ldnn.pendulum.video import VideoError, read_video, write_video
 
 REAL = Path(__file__).resolve().parents[2] / "shared/data/pendulum_clock"
@@ -72,6 +72,20 @@ def test_blobs_at_the_frame_border_have_in_frame_centroids():
     score[0:3, 18:20] = 1
     score[10:13, 0:2] = 1
     np.testing.assert_allclose(blobs(score, 2), [[18.5, 1.0], [0.5, 11.0]])
+
+
+def test_a_distractor_a_rod_length_away_is_not_taken_while_the_marker_is_hidden():
+    length = 100.0
+    blue = np.array([[0.0, 0.0]])
+    red = [np.array([[0.0, 100.0 + i]]) for i in range(3)]
+    distractor = np.array([[60.0, 80.5]])                     # 100.3 from the blue marker
+    candidates = [(blue, np.concatenate([red[0], distractor])),
+                  (blue, np.concatenate([red[1], distractor])),
+                  (blue, distractor),                         # red hidden
+                  (blue, np.concatenate([red[2], distractor]))]
+    picked = pick_markers(candidates, length, 0.03)
+    np.testing.assert_allclose(picked[[0, 1, 3], 2:], np.concatenate([red[0], red[1], red[2]]))
+    assert np.isnan(picked[2, 2:]).all() and not np.isnan(picked[:, :2]).any()
 
 
 def test_angles_of_a_known_swing_match_its_derivatives():

@@ -87,24 +87,41 @@ def rod_length(candidates: list[tuple[np.ndarray, np.ndarray]]) -> float:
 
 def pick_markers(candidates: list[tuple[np.ndarray, np.ndarray]], length: float,
                  tolerance: float) -> np.ndarray:
-    """Per frame, the blue and red blob whose distance is closest to the rod length:
-    (N, 4) of blue_x, blue_y, red_x, red_y; NaN where no pair fits. Where only one marker
-    is visible, the blob of its colour nearest its last position is kept."""
+    """Per frame, the blue and red blob whose distance is closest to the rod length and
+    that continue the last accepted positions: (N, 4) of blue_x, blue_y, red_x, red_y; NaN
+    where no blob fits. A marker may move at most tolerance·length per frame since it was
+    last seen, so a distractor that happens to lie a rod length away is not taken while
+    the true marker is hidden."""
     out = np.full((len(candidates), 4), np.nan)
-    last = [None, None]
-    for i, (blue, red) in enumerate(candidates):
+    last = [None, None]           # last accepted position of each marker and its frame
+
+    def continues(side: int, position: np.ndarray, frame: int) -> bool:
+        if last[side] is None:
+            return True
+        seen, at = last[side]
+        return np.linalg.norm(position - seen) <= tolerance * length * (frame - at)
+
+    for i, found in enumerate(candidates):
+        blue, red = found
         if len(blue) and len(red):
             distance = np.linalg.norm(blue[:, None] - red[None], axis=-1)
-            j, k = np.unravel_index(np.argmin(np.abs(distance - length)), distance.shape)
-            if abs(distance[j, k] - length) <= tolerance * length:
-                out[i] = [*blue[j], *red[k]]
-                last = [blue[j], red[k]]
+            for j, k in zip(*np.unravel_index(np.argsort(np.abs(distance - length), axis=None),
+                                              distance.shape)):
+                if abs(distance[j, k] - length) > tolerance * length:
+                    break
+                if continues(0, blue[j], i) and continues(1, red[k], i):
+                    out[i] = [*blue[j], *red[k]]
+                    last = [(blue[j], i), (red[k], i)]
+                    break
+            if not np.isnan(out[i]).any():
                 continue
-        for side, found in enumerate((blue, red)):
-            if len(found) and last[side] is not None and last[1 - side] is not None:
-                nearest = found[np.argmin(np.linalg.norm(found - last[side], axis=-1))]
-                if np.linalg.norm(nearest - last[side]) <= tolerance * length:
+        for side, blobs_of_side in enumerate(found):
+            if len(blobs_of_side) and last[side] is not None:
+                nearest = blobs_of_side[np.argmin(np.linalg.norm(blobs_of_side - last[side][0],
+                                                                 axis=-1))]
+                if continues(side, nearest, i):
                     out[i, 2 * side:2 * side + 2] = nearest
+                    last[side] = (nearest, i)
     return out
 
 
