@@ -124,7 +124,7 @@ def test_smoke_configuration_runs_end_to_end(tmp_path):
     assert len(table) == 6 * 4
     assert set(table.arm) == {"relu", "tanh", "sin", "type1", "type2", "mixed"}
     assert list(table.columns) == ["study", "task", "arm", "width", "seed", "test_loss",
-                                   "test_accuracy", "train_loss", "diverged"]
+                                   "test_accuracy", "train_loss", "participation", "diverged"]
     assert table.groupby("arm").seed.apply(sorted).map(list).eq([[0, 1, 2, 3]] * 6).all()
     assert table.test_accuracy.between(0, 1).all()
     with np.load(results / "mnist1d_sin/metalearn/history.npz") as history:
