@@ -136,3 +136,47 @@ def test_smoke_configuration_runs_end_to_end(tmp_path):
     again = snakemake("-n", "fig3", "--configfile", str(ROOT / "tests/smoke.yaml"),
                       "--config", f"results={results}")
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_killed_metalearning_resumes_to_the_uninterrupted_result(tmp_path):
+    """SIGKILL the whole workflow once a checkpoint exists; unlock, rerun: the learned
+    activations and history equal those of an uninterrupted run, bit for bit."""
+    import os
+    import signal
+    import time
+
+    import torch
+
+    target = "{results}/mnist1d_sin/metalearn/params.pt"
+    settings = ["--configfile", str(ROOT / "tests/smoke.yaml"), "--cores", "1"]
+    meta = "metalearn={outer_steps: 60, checkpoint_every: 5, inner_epochs: 2, batch_size: 100}"
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    run = snakemake(target.format(results=straight), *settings, "--config",
+                    f"results={straight}", meta)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+    command = [*SNAKEMAKE, target.format(results=killed), *settings, "--config",
+               f"results={killed}", meta]
+    job = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    checkpoint = killed / "mnist1d_sin/metalearn/checkpoint.pt"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and time.time() < deadline and job.poll() is None:
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    assert checkpoint.exists() and not (killed / "mnist1d_sin/metalearn/params.pt").exists()
+
+    assert snakemake(*settings, "--config", f"results={killed}", "--unlock").returncode == 0
+    rerun = snakemake(target.format(results=killed), *settings, "--config",
+                      f"results={killed}", meta, "--rerun-incomplete")
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    log = (killed / "logs/metalearn/mnist1d_sin.log").read_text()
+    assert "resuming from checkpoint" in log
+    a = torch.load(straight / "mnist1d_sin/metalearn/params.pt", weights_only=True)["phi"]
+    b = torch.load(killed / "mnist1d_sin/metalearn/params.pt", weights_only=True)["phi"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with np.load(straight / "mnist1d_sin/metalearn/history.npz") as x, \
+            np.load(killed / "mnist1d_sin/metalearn/history.npz") as y:
+        assert all(np.array_equal(x[k], y[k]) for k in x.files)
