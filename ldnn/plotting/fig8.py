@@ -16,16 +16,17 @@ def draw(results: pd.DataFrame, arms: Sequence[str]):
     fig, ax = plt.subplots(figsize=(5.5, 4.5), layout="constrained")
     ok = results[~results.diverged.astype(bool)]
     colours = plt.cm.tab10(np.arange(len(arms)))
-    x_grid = np.linspace(ok.participation.min() * 0.9, min(1, ok.participation.max() * 1.1), 120)
-    y_grid = np.linspace(ok.test_accuracy.min() - 0.02, ok.test_accuracy.max() + 0.02, 120)
-    xx, yy = np.meshgrid(x_grid, y_grid)
     for arm, colour in zip(arms, colours):
         rows = ok[ok.arm == arm]
         points = np.stack([rows.participation, rows.test_accuracy])
         ax.scatter(*points, s=6, color=colour, alpha=0.6)
-        if rows.participation.std() > 0 and rows.test_accuracy.std() > 0 and len(rows) > 2:
+        spread = points.std(1)
+        if len(rows) > 2 and (spread > 0).all():
+            axes = [np.linspace(p.min() - 3 * s, p.max() + 3 * s, 80) for p, s in zip(points, spread)]
+            xx, yy = np.meshgrid(*axes)
             density = gaussian_kde(points)(np.stack([xx.ravel(), yy.ravel()])).reshape(xx.shape)
-            ax.contour(xx, yy, density, levels=4, colors=[colour], linewidths=0.8)
+            ax.contour(xx, yy, density, levels=density.max() * np.array([0.1, 0.3, 0.5, 0.7, 0.9]),
+                       colors=[colour], linewidths=0.8)
         ax.plot([], [], "o", color=colour, label=f"{arm_label(arm)} (n={len(rows)})")
     ax.set_xlabel("participation ratio r = R / N")
     ax.set_ylabel("test accuracy A")
