@@ -27,7 +27,7 @@ from ldnn import seeding
 from ldnn.activations import SplineActivations, init_subnetworks, tabulate_learned
 from ldnn.config import ActivationConfig, MetaConfig
 from ldnn.io import atomic_path, write_npz
-from ldnn.networks import Params, forward, init_mlp
+from ldnn.networks import Params, flatten, forward, init_mlp, unflatten
 from ldnn.tasks import Task, TaskData
 
 log = logging.getLogger(__name__)
@@ -76,11 +76,6 @@ def _loss(problem: MetaProblem, activation: SplineActivations, theta: Params, x:
     return problem.task.loss(problem.task.predict(network, x), y)
 
 
-def _unflatten(flat: Tensor, like: Params) -> Params:
-    """Views of a flat parameter vector (N,) shaped like `like`."""
-    return tuple(part.view_as(p) for part, p in zip(flat.split([p.numel() for p in like]), like))
-
-
 def inner_loop(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, data: TaskData,
                cfg: MetaConfig, differentiable: bool) -> tuple[Params, Tensor]:
     """RMSprop from run.theta0 (square average starts at 1): final θ and the losses (K,).
@@ -89,13 +84,13 @@ def inner_loop(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, data
     flat vector, so each update is a handful of autograd nodes whatever the depth.
     """
     activation = SplineActivations(phi, problem.base, problem.activation.scale, cfg.spline_spacing)
-    flat = torch.cat([p.reshape(-1) for p in run.theta0]).detach().requires_grad_()
+    flat = flatten(run.theta0).detach().requires_grad_()
     square_avg = torch.ones_like(flat)
     losses = []
     for k, index in enumerate(run.batches):
         noise = [n[k] for n in run.noise]
         with torch.enable_grad():
-            loss = _loss(problem, activation, _unflatten(flat, run.theta0),
+            loss = _loss(problem, activation, unflatten(flat, run.theta0),
                          data.x_train[index], data.y_train[index], noise)
             (grad,) = torch.autograd.grad(loss, flat, create_graph=differentiable,
                                           materialize_grads=True)
@@ -105,7 +100,7 @@ def inner_loop(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, data
             flat = flat.detach().requires_grad_()
             loss = loss.detach()
         losses.append(loss)
-    return _unflatten(flat, run.theta0), torch.stack(losses)
+    return unflatten(flat, run.theta0), torch.stack(losses)
 
 
 def meta_gradient(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, data: TaskData,

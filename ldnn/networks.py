@@ -39,6 +39,16 @@ def init_mlp(sizes: Sequence[int], generator: torch.Generator,
     return tuple(params)
 
 
+def flatten(params: Params) -> Tensor:
+    """All parameters as one vector (N,)."""
+    return torch.cat([p.reshape(-1) for p in params])
+
+
+def unflatten(flat: Tensor, like: Params) -> Params:
+    """Views of a flat parameter vector (N,) shaped like `like`."""
+    return tuple(part.view_as(p) for part, p in zip(flat.split([p.numel() for p in like]), like))
+
+
 def layers(params: Params, x: Tensor, activation: TypedActivation, n_types: int,
            noise: Sequence[Tensor] | None = None) -> list[Tensor]:
     """Every hidden layer's post-activation output (..., B, H_l), then the network's output

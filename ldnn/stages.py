@@ -20,7 +20,7 @@ from ldnn.activations import (arm_activation, learned_slopes, load_table, save_t
 from ldnn.config import ActivationConfig, MetaConfig, TrainConfig, parse
 from ldnn.io import atomic_path, write_csv, write_npz
 from ldnn.metalearn import MetaProblem, load_params, meta_learn, save_result
-from ldnn.networks import forward, layer_sizes
+from ldnn.networks import layer_sizes
 from ldnn.training import evaluate, fit_seeds
 
 log = logging.getLogger("ldnn")
@@ -109,7 +109,7 @@ def hessian(data: str | Path, activations: str | Path, task: str, arm: str,
     """Hessian of the training loss of the first settings["seeds"] trained networks of one
     arm: per seed trace (Hutchinson), extreme Ritz values and the fraction of |λ| below the
     threshold (SLQ); the SLQ nodes and weights (S, P, k) for densities."""
-    from ldnn.analysis.hessian import fraction_below, hutchinson_trace, hvp_function, slq
+    from ldnn.analysis.hessian import fraction_below, hutchinson_trace, loss_hvp, slq
 
     spec, task_data = tasks.get(task), tasks.TaskData.load(data, torch.float64)
     activation, n_types = _arm(task, activations, arm)
@@ -119,22 +119,13 @@ def hessian(data: str | Path, activations: str | Path, task: str, arm: str,
         for i, seed in enumerate(saved["seeds"]):
             if len(rows) >= settings["seeds"]:
                 break
-            theta = [p[i].double() for p in saved["params"]]
-            shapes = [p.shape for p in theta]
-
-            def loss(flat):
-                parts = flat.split([int(np.prod(s)) for s in shapes])
-                network = tuple(p.reshape(s) for p, s in zip(parts, shapes))
-                return spec.loss(spec.predict(lambda z: forward(network, z, activation, n_types),
-                                              task_data.x_train), task_data.y_train)
-
-            point = torch.cat([p.reshape(-1) for p in theta])
-            hvp = hvp_function(loss, point)
+            hvp, n = loss_hvp(spec, task_data, tuple(p[i].double() for p in saved["params"]),
+                              activation, n_types)
             generator = seeding.generator(settings["seed"], seed)
-            trace = hutchinson_trace(hvp, point.numel(), generator, settings["relative_error"],
+            trace = hutchinson_trace(hvp, n, generator, settings["relative_error"],
                                      max_probes=settings["max_probes"])
-            nodes, weights = slq(hvp, point.numel(), settings["slq_probes"],
-                                 settings["lanczos_steps"], generator)
+            nodes, weights = slq(hvp, n, settings["slq_probes"], settings["lanczos_steps"],
+                                 generator)
             rows.append({"task": task, "arm": arm, "seed": seed, "trace": trace.trace,
                          "trace_standard_error": trace.standard_error, "probes": trace.probes,
                          "smallest": float(nodes.min()), "largest": float(nodes.max()),

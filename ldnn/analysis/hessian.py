@@ -29,6 +29,20 @@ def hvp_function(loss: Callable[[Tensor], Tensor], point: Tensor) -> HVP:
     return torch.func.vmap(hvp)
 
 
+def loss_hvp(task, data, params, activation, n_types: int) -> tuple[HVP, int]:
+    """HVPs of `task`'s mean training loss on `data` for one network's params, and the
+    number of parameters; computed in the dtype of the params and data."""
+    from ldnn.networks import flatten, forward, unflatten
+
+    def loss(flat: Tensor) -> Tensor:
+        network = unflatten(flat, params)
+        prediction = task.predict(lambda z: forward(network, z, activation, n_types), data.x_train)
+        return task.loss(prediction, data.y_train)
+
+    point = flatten(params)
+    return hvp_function(loss, point), point.numel()
+
+
 @dataclass(frozen=True)
 class TraceEstimate:
     trace: float
