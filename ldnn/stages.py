@@ -210,7 +210,7 @@ def fig3(history: str | Path, results: str | Path, figure: dict, out: Sequence[s
     from ldnn.plotting.style import save
     from ldnn.tasks import mnist1d
 
-    fig = plot.draw(mnist1d.construction(figure["digit"], seed=0), _history(history),
+    fig = plot.draw(mnist1d.construction(figure["digit"], seed=0), _npz(history),
                     pd.read_csv(results), figure["arms"], figure["curves"])
     save(fig, out, figure["dpi"])
 
@@ -226,7 +226,7 @@ def fig5(history: str | Path, results: str | Path, figure: dict, mu: float,
     period = van_der_pol.limit_cycle_period(mu)
     times = np.linspace(0.0, figure["periods"] * period, 2000)
     orbit = accurate(lambda s: van_der_pol.field(s, mu), np.array([0.5, 0.0]), times)
-    fig = plot.draw(times, orbit, _history(history), pd.read_csv(results), figure["arms"],
+    fig = plot.draw(times, orbit, _npz(history), pd.read_csv(results), figure["arms"],
                     figure["curves"])
     save(fig, out, figure["dpi"])
 
@@ -244,7 +244,7 @@ def fig6(nn_history: str | Path, hnn_history: str | Path, nn_results: str | Path
     orbits = [accurate(henon_heiles.field, henon_heiles.sample_energy_shell(e, 1, rng)[0], times)
               for e in figure["energies"]]
     fig = plot.draw(times, orbits, figure["energies"],
-                    {"NN": _history(nn_history), "HNN": _history(hnn_history)},
+                    {"NN": _npz(nn_history), "HNN": _npz(hnn_history)},
                     {"NN": pd.read_csv(nn_results), "HNN": pd.read_csv(hnn_results)},
                     figure["arms"], figure["curves"])
     save(fig, out, figure["dpi"])
@@ -303,9 +303,10 @@ def hessian_figure(arms: Sequence[str], tables: Sequence[str | Path],
 
     frames = [pd.read_csv(t) for t in tables]
     write_csv(pd.concat(frames, ignore_index=True), out_table)
-    save(plot.draw(arms, [_history(s) for s in spectra], frames), out, 200)
+    save(plot.draw(arms, [_npz(s) for s in spectra], frames), out, 200)
 
 
-def _history(path: str | Path) -> dict[str, np.ndarray]:
+def _npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz file (a history or Hessian spectra)."""
     with np.load(path) as h:
         return {k: h[k] for k in h.files}

@@ -6,7 +6,6 @@ directions are equally used, 1 when the activity lies on a line. r = R / N.
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 
