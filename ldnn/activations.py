@@ -24,12 +24,25 @@ STANDARD: dict[str, Activation] = {
     "zero": torch.zeros_like,
 }
 
+STANDARD_SLOPES: dict[str, Activation] = {
+    "relu": lambda x: (x > 0).to(x.dtype),
+    "tanh": lambda x: 1 - torch.tanh(x) ** 2,
+    "sin": torch.cos,
+    "zero": torch.zeros_like,
+}
+
 
 def standard(name: str) -> Activation:
     """The standard activation called `name` (one of STANDARD)."""
     if name not in STANDARD:
         raise ValueError(f"unknown activation {name!r}; choose from {sorted(STANDARD)}")
     return STANDARD[name]
+
+
+def standard_slope(name: str) -> Activation:
+    """The derivative of the standard activation called `name`."""
+    standard(name)
+    return STANDARD_SLOPES[name]
 
 
 def init_subnetworks(n_types: int, width: int, generator: torch.Generator,
@@ -65,7 +78,7 @@ def subnetwork(params: dict[str, Tensor], x: Tensor) -> Tensor:
 
 
 def subnetwork_and_slope(params: dict[str, Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
-    """g_t(x) and g_t'(x) in closed form: x (T, G) → two (T, G) tensors."""
+    """g_t(x) and g_t'(x) in closed form: x (..., T, n) → two (..., T, n) tensors."""
     hidden = _hidden(params, x)
     slope = ((1 - hidden * hidden) * (params["w1"] * params["w2"])[:, None, :]).sum(-1)
     return _output(params, hidden), slope
@@ -77,21 +90,22 @@ def learned(params: dict[str, Tensor], x: Tensor, base: str, scale: float) -> Te
 
 
 class SplineTable:
-    """The T sub-networks as cubic Hermite splines on a uniform grid of spacing h over
-    [low, high], through their exact values and slopes: error O(h⁴) in g, O(h³) in g'.
+    """T functions as cubic Hermite splines on a uniform grid of spacing h over [low, high],
+    through their exact values and slopes: error O(h⁴) in the value, O(h³) in the slope.
 
-    Building it costs one sub-network evaluation per node; evaluating it costs a gather and
-    a cubic per point, whatever the sub-network's width. The table stays differentiable
-    with respect to the sub-network parameters.
+    `value_and_slope(grid (T, G)) → two (T, G)` gives the functions' values and slopes at
+    the nodes. Building the table costs one such evaluation per node; evaluating it costs
+    a gather and a cubic per point. The table stays differentiable with respect to
+    whatever the nodes' values depend on.
     """
 
-    def __init__(self, params: dict[str, Tensor], spacing: float, low: float, high: float):
-        self.n_types = params["b2"].shape[0]
-        self.spacing, self.low = spacing, low
+    def __init__(self, value_and_slope: Callable[[Tensor], tuple[Tensor, Tensor]], n_types: int,
+                 spacing: float, low: float, high: float, dtype: torch.dtype):
+        self.n_types, self.spacing, self.low = n_types, spacing, low
         self.intervals = max(1, int(np.ceil((high - low) / spacing)))
         self.high = low + self.intervals * spacing
-        grid = low + spacing * torch.arange(self.intervals + 1, dtype=params["b2"].dtype)
-        value, slope = subnetwork_and_slope(params, grid.expand(self.n_types, -1))
+        grid = low + spacing * torch.arange(self.intervals + 1, dtype=dtype)
+        value, slope = value_and_slope(grid.expand(n_types, -1))
         slope = slope * spacing
         y0, y1, d0, d1 = value[:, :-1], value[:, 1:], slope[:, :-1], slope[:, 1:]
         # Cubic on each interval in the local coordinate t ∈ [0, 1]: c0 + c1 t + c2 t² + c3 t³.
@@ -101,38 +115,102 @@ class SplineTable:
     def covers(self, low: float, high: float) -> bool:
         return self.low <= low and high <= self.high
 
-    def __call__(self, x: Tensor) -> Tensor:
-        """g_t(x): x (..., T, n) → (..., T, n), x inside [low, high]."""
+    def cells(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Row of each x's interval in `coefficients` and its local coordinate t ∈ [0, 1]."""
         position = (x - self.low) / self.spacing
         left = position.detach().floor().clamp(0, self.intervals - 1)
-        t = position - left
-        index = left.long() + torch.arange(self.n_types, device=x.device)[:, None] * self.intervals
+        offsets = torch.arange(self.n_types, device=x.device)[:, None] * self.intervals
+        return left.long() + offsets, position - left
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """The functions at x (..., T, n) inside [low, high] → (..., T, n); differentiable
+        to any order."""
+        index, t = self.cells(x)
         c = self.coefficients[index]
         return c[..., 0] + t * (c[..., 1] + t * (c[..., 2] + t * c[..., 3]))
+
+    def value_and_slope(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The functions and their derivatives at x (..., T, n) → two (..., T, n).
+
+        One autograd node with hand-written first derivatives: not twice differentiable.
+        """
+        index, t = self.cells(x.detach())
+        return _SplineCells.apply(self.coefficients, x, index, t, self.spacing)
+
+
+class _SplineCells(torch.autograd.Function):
+    """Value and slope of the cubics `coefficients[index]` (M, 4) at local coordinates t."""
+
+    @staticmethod
+    def forward(ctx, coefficients, x, index, t, spacing):
+        c0, c1, c2, c3 = coefficients[index].unbind(-1)
+        value = c0 + t * (c1 + t * (c2 + t * c3))
+        slope = (c1 + t * (2 * c2 + 3 * t * c3)) / spacing
+        curvature = (2 * c2 + 6 * t * c3) / spacing ** 2
+        ctx.save_for_backward(index, t, slope, curvature)
+        ctx.spacing, ctx.rows = spacing, coefficients.shape[0]
+        return value, slope
+
+    @staticmethod
+    def backward(ctx, grad_value, grad_slope):
+        index, t, slope, curvature = ctx.saved_tensors
+        grad_x = grad_value * slope + grad_slope * curvature
+        ones, zeros = torch.ones_like(t), torch.zeros_like(t)
+        powers = torch.stack([ones, t, t * t, t * t * t], -1)
+        slope_powers = torch.stack([zeros, ones, 2 * t, 3 * t * t], -1) / ctx.spacing
+        per_point = powers * grad_value[..., None] + slope_powers * grad_slope[..., None]
+        cells = (index[..., None] * 4 + torch.arange(4)).reshape(-1)
+        grad_c = torch.bincount(cells, per_point.reshape(-1), minlength=4 * ctx.rows)
+        return grad_c.view(ctx.rows, 4), grad_x, None, None, None
 
 
 class SplineActivations:
     """Typed activation σ_t = base + scale·g_t evaluated through a SplineTable that is built
     on first use and rebuilt wider whenever inputs fall outside it; `spacing` 0 means exact.
 
+    A smooth base is part of the table; ReLU's kink is not, so it is added exactly.
     Keep one instance for many evaluations with the same parameters (e.g. a whole inner
     loop): the table is then built once instead of once per call.
     """
 
     def __init__(self, params: dict[str, Tensor], base: str, scale: float, spacing: float):
         self.params, self.base, self.scale, self.spacing = params, base, scale, spacing
+        self.tabulated_base = base != "relu"
         self.table: SplineTable | None = None
 
     def __call__(self, x: Tensor) -> Tensor:
         if not self.spacing:
             return learned(self.params, x, self.base, self.scale)
+        if self.tabulated_base:
+            return self._table_for(x)(x)
+        return standard(self.base)(x) + self._table_for(x)(x)
+
+    def value_and_slope(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """σ_t(x) and σ_t'(x): x (..., T, n) → two (..., T, n)."""
+        if not self.spacing:
+            return self._exact(x, with_base=True)
+        value, slope = self._table_for(x).value_and_slope(x)
+        if self.tabulated_base:
+            return value, slope
+        return standard(self.base)(x) + value, standard_slope(self.base)(x) + slope
+
+    def _exact(self, x: Tensor, with_base: bool) -> tuple[Tensor, Tensor]:
+        g, g_slope = subnetwork_and_slope(self.params, x)
+        if not with_base:
+            return self.scale * g, self.scale * g_slope
+        return (standard(self.base)(x) + self.scale * g,
+                standard_slope(self.base)(x) + self.scale * g_slope)
+
+    def _table_for(self, x: Tensor) -> SplineTable:
         low, high = float(x.detach().min()), float(x.detach().max())
         if self.table is None or not self.table.covers(low, high):
             if self.table is not None:
                 low, high = min(low, self.table.low), max(high, self.table.high)
             margin = 0.25 * (high - low) + self.spacing
-            self.table = SplineTable(self.params, self.spacing, low - margin, high + margin)
-        return standard(self.base)(x) + self.scale * self.table(x)
+            self.table = SplineTable(lambda grid: self._exact(grid, self.tabulated_base),
+                                     self.params["b2"].shape[0], self.spacing, low - margin,
+                                     high + margin, self.params["b2"].dtype)
+        return self.table
 
 
 def _locate(grid: Tensor, n_types: int, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -76,28 +76,72 @@ def _loss(problem: MetaProblem, activation: SplineActivations, theta: Params, x:
     return problem.task.loss(problem.task.predict(network, x), y)
 
 
+def loss_and_gradient(problem: MetaProblem, activation: SplineActivations, theta: Params,
+                      x: Tensor, y: Tensor, noise: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """The inner loss and its gradient with respect to θ, flattened (N,), by explicit
+    backpropagation through the MLP (not for Hamiltonian tasks).
+
+    Every operation is an ordinary differentiable one, so under autograd the gradient keeps
+    its graph back to φ and the unrolled meta-gradient needs first derivatives only.
+    """
+    n_layers = len(theta) // 2
+    inputs, slopes, h = [], [], x
+    for layer in range(n_layers - 1):
+        inputs.append(h)
+        z = h @ theta[2 * layer].mT + theta[2 * layer + 1]
+        typed = z.reshape(*z.shape[:-1], problem.n_types, -1)
+        value, slope = activation.value_and_slope(typed)
+        h = value.reshape(z.shape) + noise[layer]
+        slopes.append(slope.reshape(z.shape))
+    inputs.append(h)
+    out = h @ theta[-2].mT + theta[-1]
+    if out.requires_grad:
+        loss = problem.task.loss(out, y)
+        (delta,) = torch.autograd.grad(loss, out, create_graph=True)
+    else:
+        with torch.enable_grad():
+            leaf = out.requires_grad_()
+            loss = problem.task.loss(leaf, y)
+            (delta,) = torch.autograd.grad(loss, leaf)
+        loss = loss.detach()
+    grads: list[Tensor] = [torch.empty(0)] * len(theta)
+    for layer in reversed(range(n_layers)):
+        grads[2 * layer] = delta.mT @ inputs[layer]
+        grads[2 * layer + 1] = delta.sum(-2)
+        if layer:
+            delta = (delta @ theta[2 * layer]) * slopes[layer - 1]
+    return loss, flatten(grads)
+
+
 def inner_loop(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, data: TaskData,
                cfg: MetaConfig, differentiable: bool) -> tuple[Params, Tensor]:
     """RMSprop from run.theta0 (square average starts at 1): final θ and the losses (K,).
 
     With `differentiable`, θ and the losses keep their graph back to φ. θ is updated as one
-    flat vector, so each update is a handful of autograd nodes whatever the depth.
+    flat vector, so each update is a handful of autograd nodes whatever the depth. The
+    inner gradient is by explicit backpropagation (`loss_and_gradient`), except for
+    Hamiltonian tasks, whose loss already differentiates the network: there by autograd.
     """
     activation = SplineActivations(phi, problem.base, problem.activation.scale, cfg.spline_spacing)
-    flat = flatten(run.theta0).detach().requires_grad_()
+    flat = flatten(run.theta0).detach().requires_grad_(problem.task.hamiltonian)
     square_avg = torch.ones_like(flat)
     losses = []
     for k, index in enumerate(run.batches):
         noise = [n[k] for n in run.noise]
-        with torch.enable_grad():
-            loss = _loss(problem, activation, unflatten(flat, run.theta0),
-                         data.x_train[index], data.y_train[index], noise)
-            (grad,) = torch.autograd.grad(loss, flat, create_graph=differentiable,
-                                          materialize_grads=True)
+        x, y = data.x_train[index], data.y_train[index]
+        if problem.task.hamiltonian:
+            with torch.enable_grad():
+                loss = _loss(problem, activation, unflatten(flat, run.theta0), x, y, noise)
+                (grad,) = torch.autograd.grad(loss, flat, create_graph=differentiable,
+                                              materialize_grads=True)
+        else:
+            with torch.set_grad_enabled(differentiable):
+                loss, grad = loss_and_gradient(problem, activation, unflatten(flat, run.theta0),
+                                               x, y, noise)
         square_avg = cfg.inner_decay * square_avg + (1 - cfg.inner_decay) * grad * grad
         flat = flat - cfg.inner_lr * grad / (square_avg.sqrt() + 1e-8)
         if not differentiable:
-            flat = flat.detach().requires_grad_()
+            flat = flat.detach().requires_grad_(problem.task.hamiltonian)
             loss = loss.detach()
         losses.append(loss)
     return unflatten(flat, run.theta0), torch.stack(losses)

@@ -438,3 +438,26 @@ def test_arm_with_slopes_interpolates_smoothly_and_round_trips(tmp_path, two_typ
     fn1, n1 = arm_activation("type2", grid2, values2, slopes2)
     assert n1 == 1
     torch.testing.assert_close(fn1(grid.reshape(1, -1)), values[1:], rtol=0, atol=ATOL_GRID)
+
+
+def test_spline_value_and_slope_has_the_derivatives_of_the_plain_spline():
+    """The one-node value_and_slope against gradcheck and against autograd of the plain cubic."""
+    params = init_subnetworks(2, 5, torch.Generator().manual_seed(6), torch.float64)
+    activation = SplineActivations(params, "sin", 0.2, 0.05)
+    x = torch.randn(7, 2, 3, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    table = activation._table_for(x)
+    coefficients = table.coefficients.detach().requires_grad_()
+    table.coefficients = coefficients
+    x = x.requires_grad_()
+    assert torch.autograd.gradcheck(lambda c, z: _spline_value_and_slope(table, c, z),
+                                    (coefficients, x))
+    value, slope = table.value_and_slope(x)
+    plain = table(x)
+    (plain_slope,) = torch.autograd.grad(plain.sum(), x, create_graph=True)
+    torch.testing.assert_close(value, plain, rtol=0, atol=ATOL_INTERP)
+    torch.testing.assert_close(slope, plain_slope, rtol=0, atol=1e-10)
+
+
+def _spline_value_and_slope(table, coefficients, x):
+    table.coefficients = coefficients
+    return table.value_and_slope(x)

@@ -344,3 +344,36 @@ def test_save_result_and_load_params_round_trip(tiny_problem, tiny_data, meta_cf
         assert set(h.files) == set(expected)
         assert all(np.array_equal(h[k], expected[k]) for k in expected)
     assert sorted(p.name for p in params_path.parent.iterdir()) == ["history.npz", "phi.pt"]
+
+
+# --------------------------------------------------------------------------- inner gradient
+
+RTOL_EXPLICIT = 1e-12      # explicit backpropagation vs autograd, the same float64 expression
+
+
+@pytest.mark.parametrize("task_name", ["mnist1d", "van_der_pol"])
+@pytest.mark.parametrize("base", ["sin", "relu", "zero"])
+@pytest.mark.parametrize("spacing", [0, 0.01])
+def test_explicit_inner_gradient_equals_autograd(act_cfg, task_name, base, spacing):
+    from ldnn.activations import SplineActivations
+    from ldnn.networks import flatten, init_mlp, unflatten
+    from ldnn.tasks import get
+
+    task = get(task_name)
+    problem = metalearn.MetaProblem(task, (task.n_in, 6, 4, task.n_out), base, 2, act_cfg)
+    generator = torch.Generator().manual_seed(5)
+    theta = init_mlp(problem.sizes, generator, torch.float64)
+    x = torch.randn((30, task.n_in), generator=generator, dtype=torch.float64)
+    y = (torch.randint(0, task.n_out, (30,), generator=generator) if task_name == "mnist1d"
+         else torch.randn((30, task.n_out), generator=generator, dtype=torch.float64))
+    noise = [torch.rand(width, generator=generator, dtype=torch.float64) * 0.2 - 0.1
+             for width in problem.sizes[1:-1]]
+    activation = SplineActivations(phi64(problem), base, 0.2, spacing)
+    flat = flatten(theta).requires_grad_()
+    expected_loss = metalearn._loss(problem, activation, unflatten(flat, theta), x, y, noise)
+    (expected,) = torch.autograd.grad(expected_loss, flat)
+    loss, grad = metalearn.loss_and_gradient(problem, activation, theta, x, y, noise)
+    expected_loss = float(expected_loss.detach())
+    assert abs(float(loss) - expected_loss) <= RTOL_EXPLICIT * abs(expected_loss)
+    torch.testing.assert_close(grad, expected, rtol=RTOL_EXPLICIT, atol=RTOL_EXPLICIT * float(
+        expected.abs().max()))
