@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import resource
+import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -25,6 +27,10 @@ from ldnn.training import evaluate, fit_seeds
 
 log = logging.getLogger("ldnn")
 
+# CPU threads of each computing stage, declared to Snakemake by the rules and used whatever
+# the --cores: a different thread count would change the last bits of every result.
+THREADS = {"metalearn": 2, "train": 1, "hessian": 2}
+
 
 @contextlib.contextmanager
 def logging_to(path: str | Path, threads: int = 1) -> Iterator[None]:
@@ -34,11 +40,15 @@ def logging_to(path: str | Path, threads: int = 1) -> Iterator[None]:
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%H:%M:%S"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    started = time.perf_counter()
     try:
         yield
     except Exception:
         log.exception("stage failed")
         raise
+    else:
+        log.info("done in %.1f s, peak memory %.0f MB", time.perf_counter() - started,
+                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     finally:
         log.removeHandler(handler)
         handler.close()
@@ -51,10 +61,11 @@ def make_data(dataset: str, settings: dict, out: str | Path) -> None:
 
 
 def metalearn(data: str | Path, task: str, base: str, n_types: int, depth: int, width: int,
-              activation: dict, meta: dict, out_params: str | Path, out_history: str | Path,
-              checkpoint: str | Path) -> None:
+              activation: dict, meta: dict, out_params: str | Path,
+              out_history: str | Path) -> None:
     """Meta-learn `n_types` activations from `base` in a network of `depth` hidden layers of
-    `width`; resumable from `checkpoint`, which is removed on success."""
+    `width`; resumable from checkpoint.pt beside `out_params`, which is removed on success."""
+    checkpoint = Path(out_params).with_name("checkpoint.pt")
     spec = tasks.get(task)
     problem = MetaProblem(spec, tuple(layer_sizes(spec.n_in, width, depth, spec.n_out)), base,
                           n_types, parse(ActivationConfig, activation, "activation"))
@@ -310,3 +321,4 @@ def _npz(path: str | Path) -> dict[str, np.ndarray]:
     """Every array of an .npz file (a history or Hessian spectra)."""
     with np.load(path) as h:
         return {k: h[k] for k in h.files}
+

@@ -1,8 +1,11 @@
 """The Snakemake workflow: lint, planned jobs, config errors, and the smoke run end to end."""
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -92,13 +95,21 @@ def test_invalid_config_stops_before_any_job_naming_the_key(tmp_path, override, 
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.slow
-def test_smoke_configuration_runs_end_to_end(tmp_path):
-    results = tmp_path / "results"
-    run = snakemake("--cores", "2", "--configfile", str(ROOT / "tests/smoke.yaml"),
-                    "--config", f"results={results}")
-    assert run.returncode == 0, run.stderr[-3000:]
+SMOKE = ["--configfile", str(ROOT / "tests/smoke.yaml")]
 
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> Path:
+    """The results folder of one complete smoke run on 2 cores."""
+    results = tmp_path_factory.mktemp("smoke") / "results"
+    run = snakemake("--cores", "2", *SMOKE, "--config", f"results={results}")
+    assert run.returncode == 0, run.stderr[-3000:]
+    return results
+
+
+@pytest.mark.slow
+def test_smoke_configuration_runs_end_to_end(smoke):
+    results = smoke
     for name in ("fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "hessian"):
         for suffix in (".png", ".pdf"):
             assert (results / "figures" / (name + suffix)).stat().st_size > 10_000
@@ -133,19 +144,75 @@ def test_smoke_configuration_runs_end_to_end(tmp_path):
     assert not (results / "mnist1d_sin/metalearn/checkpoint.pt").exists()
     assert (results / "config.resolved.yaml").exists()
 
-    again = snakemake("-n", "fig3", "--configfile", str(ROOT / "tests/smoke.yaml"),
-                      "--config", f"results={results}")
-    assert "Nothing to be done" in again.stdout + again.stderr
+
+def planned_jobs(results: Path, *args: str) -> str:
+    """The dry run's output for the smoke configuration with `args` added."""
+    run = snakemake("-n", *SMOKE, *args, "--config", f"results={results}")
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.stdout + run.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["fig3", "fig6", "all"])
+def test_finished_run_has_nothing_to_do(smoke, target):
+    assert "Nothing to be done" in planned_jobs(smoke, target)
+
+
+@pytest.mark.slow
+def test_a_plotting_setting_reruns_only_its_figure(smoke):
+    out = planned_jobs(smoke, "figures={fig5: {dpi: 61}}")
+    assert sorted(planned_outputs(out, ".")) == [f"{smoke}/figures/fig5.pdf",
+                                                 f"{smoke}/figures/fig5.png"]
+
+
+@pytest.mark.slow
+def test_training_epochs_rerun_training_and_what_follows_not_data_or_metalearning(smoke):
+    out = planned_jobs(smoke, "train={epochs: 4}")
+    planned = planned_outputs(out, ".")
+    assert len(planned_outputs(out, r"/train/.*\.csv$")) == 6 * 2 + 4 * 4 + 6 * 2 + 4
+    assert f"{smoke}/figures/fig3.png" in planned and f"{smoke}/mnist1d_sin/hessian.csv" in planned
+    assert not planned_outputs(out, r"/data/|/metalearn/|activations\.npz$|/pendulum/")
+
+
+@pytest.mark.slow
+def test_a_rerun_from_scratch_on_one_core_gives_the_same_bytes(smoke, tmp_path):
+    """Same config, one core instead of two, a fresh folder: the learned activations, the
+    result tables and the Hessian table are byte-identical."""
+    files = ["mnist1d_sin/activations.npz", "mnist1d_sin/results.csv",
+             "mnist1d_sin/hessian.csv", "van_der_pol_sin/results.csv"]
+    again = tmp_path / "again"
+    run = snakemake(*[f"{again}/{f}" for f in files], "--cores", "1", *SMOKE, "--config",
+                    f"results={again}")
+    assert run.returncode == 0, run.stderr[-3000:]
+    for name in files:
+        assert (again / name).read_bytes() == (smoke / name).read_bytes(), name
+
+
+def test_between_workflow_cache_serves_data_and_metalearning_to_another_checkout(tmp_path):
+    target = "{}/mnist1d_sin/activations.npz"
+    (tmp_path / "cache").mkdir()
+    outputs = {}
+    for name in ("first", "second"):
+        results = tmp_path / name
+        run = subprocess.run([*SNAKEMAKE, target.format(results), "--cores", "2", *SMOKE,
+                              "--config", f"results={results}", "--cache", "data", "metalearn"],
+                             cwd=ROOT, capture_output=True, text=True,
+                             env={**os.environ, "SNAKEMAKE_OUTPUT_CACHE": str(tmp_path / "cache")})
+        assert run.returncode == 0, run.stderr[-3000:]
+        outputs[name] = run.stdout + run.stderr
+    stored = re.findall(r"Moving output file (\S+) to cache", outputs["first"])
+    fetched = re.findall(r"Symlinking output file (\S+) from cache", outputs["second"])
+    for paths in (stored, fetched):
+        assert sorted(Path(p).name for p in paths) == ["history.npz", "mnist1d.npz", "params.pt"]
+    assert "to cache" not in outputs["second"]
+    assert ((tmp_path / "first/mnist1d_sin/activations.npz").read_bytes()
+            == (tmp_path / "second/mnist1d_sin/activations.npz").read_bytes())
 
 
 @pytest.mark.slow
 def test_killed_metalearning_resumes_to_the_uninterrupted_result(tmp_path):
     """SIGKILL the whole workflow once a checkpoint exists; unlock, rerun: the learned
     activations and history equal those of an uninterrupted run, bit for bit."""
-    import os
-    import signal
-    import time
-
     import torch
 
     target = "{results}/mnist1d_sin/metalearn/params.pt"
@@ -180,3 +247,58 @@ def test_killed_metalearning_resumes_to_the_uninterrupted_result(tmp_path):
     with np.load(straight / "mnist1d_sin/metalearn/history.npz") as x, \
             np.load(killed / "mnist1d_sin/metalearn/history.npz") as y:
         assert all(np.array_equal(x[k], y[k]) for k in x.files)
+
+
+@pytest.mark.slow
+def test_killed_training_block_leaves_nothing_and_reruns_to_the_same_bytes(tmp_path):
+    target = "{}/mnist1d_sin/train/mixed/w20/seeds0-1.csv"
+    settings = [*SMOKE, "--cores", "1"]
+    train = "train={epochs: 400}"
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    run = snakemake(target.format(straight), *settings, "--config", f"results={straight}", train)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+    job = subprocess.Popen([*SNAKEMAKE, target.format(killed), *settings, "--config",
+                            f"results={killed}", train], cwd=ROOT, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    log = killed / "logs/train/mnist1d_sin/mixed_w20_seeds0-1.log"
+    deadline = time.time() + 300
+    while "epoch" not in (log.read_text() if log.exists() else "") and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    block = killed / "mnist1d_sin/train/mixed/w20"
+    assert "epoch" in log.read_text() and not any(block.iterdir())
+
+    assert snakemake(*settings, "--config", f"results={killed}", "--unlock").returncode == 0
+    rerun = snakemake(target.format(killed), *settings, "--config", f"results={killed}", train,
+                      "--rerun-incomplete")
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    for name in ("seeds0-1.csv", "seeds0-1.pt"):
+        assert (block / name).read_bytes() == (straight / block.relative_to(killed) / name
+                                               ).read_bytes()
+
+
+@pytest.mark.slow
+def test_smoke_run_has_the_claims_and_a_report_with_every_figure(smoke, tmp_path):
+    import base64
+
+    table = pd.read_csv(smoke / "claims.csv")
+    assert set(table.figure) == {"Fig. 3", "Fig. 4", "Fig. 5", "Fig. 6", "Fig. 7", "Fig. 8",
+                                 "Hessian"}
+    assert len(table[table.figure == "Fig. 4"]) == 5 * 2          # 5 arms against mixed × 2 widths
+    seeds = np.where(table.figure == "Hessian", 2, 4)             # smoke: 4 seeds, Hessian of 2
+    assert (table.n_a + table.diverged_a == seeds).all()
+    assert (table.n_b + table.diverged_b == seeds).all()
+    assert set(table.verdict) <= {"reproduced", "not reproduced", "inconclusive"}
+    assert (smoke / "claims.md").read_text().count("\n| ") == len(table) + 1
+
+    report = tmp_path / "report.html"
+    run = snakemake(*SMOKE, "--config", f"results={smoke}", "--report", str(report))
+    assert run.returncode == 0, run.stderr[-3000:]
+    embedded = {name: base64.b64decode(data) for name, data in re.findall(
+        r"data:[\w/+.-]+;charset=utf8;filename=([^;]+);base64,([A-Za-z0-9+/=]+)",
+        report.read_text())}                                      # self-contained: data URLs
+    for name in ("fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "hessian"):
+        assert embedded[f"{name}.png"] == (smoke / "figures" / f"{name}.png").read_bytes()
+    assert embedded["claims.csv"] == (smoke / "claims.csv").read_bytes()

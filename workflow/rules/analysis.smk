@@ -26,7 +26,7 @@ rule hessian_arm:
         f"{R}/logs/hessian/{{arm}}.log",
     benchmark:
         f"{R}/benchmarks/hessian/{{arm}}.tsv"
-    threads: 2
+    threads: THREADS["hessian"]
     resources:
         mem_mb=4000,
         runtime=120,

@@ -1,11 +1,16 @@
 # Paths and helpers shared by the rules.
+from importlib.metadata import version
+
 from ldnn.config import study_settings
-from ldnn.stages import seed_blocks
+from ldnn.stages import THREADS, seed_blocks
 from ldnn.tasks import get as get_task
 
 R = config["results"]
 STUDIES = config["studies"]
 PENDULUM = config["pendulum"]
+# Part of the between-workflow cache key of data and meta-learning: bump it when a change
+# of the library alters their results.
+LDNN_VERSION = version("ldnn")
 
 
 wildcard_constraints:

@@ -7,9 +7,11 @@ rule data:
     params:
         dataset=lambda w: w.dataset,
         settings=lambda w: config["data"][w.dataset],
+        version=LDNN_VERSION,
     conda:
         "../../envs/ldnn.yaml"
     log:
         f"{R}/logs/data/{{dataset}}.log",
+    cache: True
     script:
         "../scripts/data.py"

@@ -1,4 +1,7 @@
 # Meta-learning of a study's activation types, then their capture as frozen tables.
+# Meta-learning may be shared between checkouts through Snakemake's between-workflow
+# cache (`--cache`, README); a cached rule may not have a benchmark file, so its time and
+# memory are in its log.
 
 
 rule metalearn:
@@ -15,14 +18,13 @@ rule metalearn:
         width=lambda w: STUDIES[w.study]["metalearn_width"],
         activation=config["activation"],
         meta=lambda w: study_settings(config, w.study, "metalearn"),
-        checkpoint=lambda w: f"{R}/{w.study}/metalearn/checkpoint.pt",
+        version=LDNN_VERSION,
     conda:
         "../../envs/ldnn.yaml"
     log:
         f"{R}/logs/metalearn/{{study}}.log",
-    benchmark:
-        f"{R}/benchmarks/metalearn/{{study}}.tsv"
-    threads: 2
+    cache: True
+    threads: THREADS["metalearn"]
     resources:
         mem_mb=4000,
         runtime=600,

@@ -19,7 +19,7 @@ rule train:
         f"{R}/logs/train/{{study}}/{{arm}}_w{{width}}_seeds{{first}}-{{last}}.log",
     benchmark:
         f"{R}/benchmarks/train/{{study}}/{{arm}}_w{{width}}_seeds{{first}}-{{last}}.tsv"
-    threads: 1
+    threads: THREADS["train"]
     resources:
         mem_mb=1000,
         runtime=60,

@@ -1,6 +1,6 @@
 from ldnn import stages
 
-with stages.logging_to(snakemake.log[0], snakemake.threads):
+with stages.logging_to(snakemake.log[0], stages.THREADS["hessian"]):
     stages.hessian(
         data=snakemake.input.data,
         activations=snakemake.input.activations,

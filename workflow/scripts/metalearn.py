@@ -1,7 +1,7 @@
 from ldnn import stages
 
 p = snakemake.params
-with stages.logging_to(snakemake.log[0], snakemake.threads):
+with stages.logging_to(snakemake.log[0], stages.THREADS["metalearn"]):
     stages.metalearn(
         data=snakemake.input.data,
         task=p.task,
@@ -13,5 +13,4 @@ with stages.logging_to(snakemake.log[0], snakemake.threads):
         meta=p.meta,
         out_params=snakemake.output.params,
         out_history=snakemake.output.history,
-        checkpoint=p.checkpoint,
     )

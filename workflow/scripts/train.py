@@ -1,7 +1,7 @@
 from ldnn import stages
 
 w = snakemake.wildcards
-with stages.logging_to(snakemake.log[0], snakemake.threads):
+with stages.logging_to(snakemake.log[0], stages.THREADS["train"]):
     stages.train_block(
         data=snakemake.input.data,
         activations=snakemake.input.activations[0],
