@@ -13,6 +13,7 @@ include: "workflow/rules/metalearn.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/claims.smk"
 
 
 rule all:
@@ -26,3 +27,4 @@ rule all:
         rules.fig8.output,
         rules.fig9.output,
         rules.hessian.output,
+        rules.claims.output,

@@ -84,6 +84,14 @@ class StudyConfig:
     train: dict
 
 
+@dataclass(frozen=True)
+class ClaimsConfig:
+    """Claim statistics: family-wise error rate and the bootstrap of the intervals."""
+    alpha: float
+    resamples: int
+    seed: int
+
+
 T = TypeVar("T")
 
 

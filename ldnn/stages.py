@@ -322,3 +322,18 @@ def _npz(path: str | Path) -> dict[str, np.ndarray]:
     with np.load(path) as h:
         return {k: h[k] for k in h.files}
 
+
+def claims(tables: Sequence[str | Path], names: Sequence[str], sources: dict, settings: dict,
+           out_table: str | Path, out_markdown: str | Path) -> None:
+    """Every claim of the paper tested on the result tables; `names` names each of `tables`
+    ("study/table", as ldnn.claims.tables). A table (.csv) and its Markdown (.md)."""
+    from ldnn import claims as paper
+    from ldnn.config import ClaimsConfig
+
+    cfg = parse(ClaimsConfig, settings, "claims")
+    frame = paper.evaluate({k: pd.read_csv(t) for k, t in zip(names, tables, strict=True)},
+                           sources, cfg)
+    log.info("%d claims: %s", len(frame), frame.verdict.value_counts().to_dict())
+    write_csv(frame, out_table)
+    with atomic_path(out_markdown) as tmp:
+        tmp.write_text(paper.markdown(frame, cfg.alpha))
