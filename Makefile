@@ -6,14 +6,16 @@ CORES ?= all
 
 .PHONY: reproduce test smoke bench install
 
+PROFILE := --workflow-profile workflow/profiles/default
+
 reproduce: install
-	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake $(PROFILE) --cores $(CORES)
 
 test: install
 	$(BIN)/python -m pytest
 
 smoke: install
-	$(BIN)/snakemake --cores $(CORES) --configfile tests/smoke.yaml
+	$(BIN)/snakemake $(PROFILE) --cores $(CORES) --configfile tests/smoke.yaml
 
 bench: install
 	$(BIN)/python benchmarks/run.py
