@@ -5,8 +5,9 @@
 
 1. Meta-learning outer step (hidden 100, 2 types, batch 200, 5 inner epochs = 100 inner
    steps, unrolled): the textbook reference (benchmarks/reference_metalearn.py) against
-   ldnn exact (spline_spacing 0) and ldnn default (Hermite splines, spacing 0.01). Each runs in its own process;
-   memory is the peak resident set minus the resident set before the first step.
+   ldnn exact (spline_spacing 0) and ldnn default (Hermite splines, spacing 0.01), and as a
+   floor ldnn's inner loop alone, without any meta-gradient. Each runs in its own
+   process; memory is the peak resident set minus the resident set before the first step.
 2. Frozen training, 6 arms × 50 seeds × 50 epochs: ldnn's vectorised seeds against a
    loop over ldnn's single-seed path and a loop of plain torch.nn/torch.optim training.
 """
@@ -54,12 +55,12 @@ def measure_outer_step(impl: str, steps: int) -> dict:
     """Seconds per meta-gradient (median over `steps` after one warm-up) and peak memory."""
     import reference_metalearn
     from ldnn.activations import init_subnetworks
-    from ldnn.metalearn import draw_inner_run, meta_gradient
+    from ldnn.metalearn import draw_inner_run, inner_loop, meta_gradient
 
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
     data = _mnist1d()
-    problem, cfg = _paper_meta(spacing=0.01 if impl == "ldnn_spline" else 0)
+    problem, cfg = _paper_meta(spacing=0 if impl == "ldnn_exact" else 0.01)
     generator = torch.Generator().manual_seed(0)
     phi = init_subnetworks(2, 50, generator)
 
@@ -69,6 +70,9 @@ def measure_outer_step(impl: str, steps: int) -> dict:
             reference_metalearn.meta_gradient(phi, run, data.x_train, data.y_train,
                                               list(problem.sizes), torch.sin, 0.2,
                                               cfg.inner_lr, cfg.inner_decay)
+        elif impl == "ldnn_inner_loop_only":
+            with torch.no_grad():
+                inner_loop(problem, phi, run, data, cfg, differentiable=False)
         else:
             meta_gradient(problem, phi, run, data, cfg)
 
@@ -151,7 +155,7 @@ def main() -> None:
     meta = [json.loads(subprocess.run([sys.executable, __file__, "--measure", impl]
                                       + (["--quick"] if args.quick else []),
                                       capture_output=True, text=True, check=True).stdout)
-            for impl in ("reference", "ldnn_exact", "ldnn_spline")]
+            for impl in ("reference", "ldnn_exact", "ldnn_spline", "ldnn_inner_loop_only")]
     training = measure_training(seeds=10 if args.quick else 50, epochs=5 if args.quick else 50)
     result = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
                          f"torch {torch.__version__}",
