@@ -159,7 +159,7 @@ class _SplineCells(torch.autograd.Function):
         powers = torch.stack([ones, t, t * t, t * t * t], -1)
         slope_powers = torch.stack([zeros, ones, 2 * t, 3 * t * t], -1) / ctx.spacing
         per_point = powers * grad_value[..., None] + slope_powers * grad_slope[..., None]
-        cells = (index[..., None] * 4 + torch.arange(4)).reshape(-1)
+        cells = (index[..., None] * 4 + torch.arange(4, device=index.device)).reshape(-1)
         grad_c = torch.bincount(cells, per_point.reshape(-1), minlength=4 * ctx.rows)
         return grad_c.view(ctx.rows, 4), grad_x, None, None, None
 
