@@ -95,14 +95,12 @@ def loss_and_gradient(problem: MetaProblem, activation: SplineActivations, theta
         slopes.append(slope.reshape(z.shape))
     inputs.append(h)
     out = h @ theta[-2].mT + theta[-1]
-    if out.requires_grad:
+    differentiable = out.requires_grad
+    with torch.enable_grad():
+        out = out if differentiable else out.requires_grad_()
         loss = problem.task.loss(out, y)
-        (delta,) = torch.autograd.grad(loss, out, create_graph=True)
-    else:
-        with torch.enable_grad():
-            leaf = out.requires_grad_()
-            loss = problem.task.loss(leaf, y)
-            (delta,) = torch.autograd.grad(loss, leaf)
+        (delta,) = torch.autograd.grad(loss, out, create_graph=differentiable)
+    if not differentiable:
         loss = loss.detach()
     grads: list[Tensor] = [torch.empty(0)] * len(theta)
     for layer in reversed(range(n_layers)):

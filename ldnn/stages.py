@@ -19,7 +19,7 @@ import torch
 from ldnn import seeding, tasks
 from ldnn.activations import (arm_activation, learned_slopes, load_table, save_table,
                               tabulate_learned)
-from ldnn.config import ActivationConfig, MetaConfig, TrainConfig, parse
+from ldnn.config import ActivationConfig, ClaimsConfig, MetaConfig, TrainConfig, parse
 from ldnn.io import atomic_path, write_csv, write_npz
 from ldnn.metalearn import MetaProblem, load_params, meta_learn, save_result
 from ldnn.networks import layer_sizes
@@ -72,7 +72,7 @@ def metalearn(data: str | Path, task: str, base: str, n_types: int, depth: int, 
     state = meta_learn(problem, tasks.TaskData.load(data), parse(MetaConfig, meta, "metalearn"),
                        checkpoint)
     save_result(problem, state, out_params, out_history)
-    Path(checkpoint).unlink(missing_ok=True)
+    checkpoint.unlink(missing_ok=True)
 
 
 def capture(params: str | Path, activation: dict, out: str | Path) -> None:
@@ -328,7 +328,6 @@ def claims(tables: Sequence[str | Path], names: Sequence[str], sources: dict, se
     """Every claim of the paper tested on the result tables; `names` names each of `tables`
     ("study/table", as ldnn.claims.tables). A table (.csv) and its Markdown (.md)."""
     from ldnn import claims as paper
-    from ldnn.config import ClaimsConfig
 
     cfg = parse(ClaimsConfig, settings, "claims")
     frame = paper.evaluate({k: pd.read_csv(t) for k, t in zip(names, tables, strict=True)},

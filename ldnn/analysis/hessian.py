@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ldnn.networks import flatten, forward, unflatten
+
 HVP = Callable[[Tensor], Tensor]
 
 
@@ -32,8 +34,6 @@ def hvp_function(loss: Callable[[Tensor], Tensor], point: Tensor) -> HVP:
 def loss_hvp(task, data, params, activation, n_types: int) -> tuple[HVP, int]:
     """HVPs of `task`'s mean training loss on `data` for one network's params, and the
     number of parameters; computed in the dtype of the params and data."""
-    from ldnn.networks import flatten, forward, unflatten
-
     def loss(flat: Tensor) -> Tensor:
         network = unflatten(flat, params)
         prediction = task.predict(lambda z: forward(network, z, activation, n_types), data.x_train)
