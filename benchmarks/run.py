@@ -45,7 +45,7 @@ def _paper_meta(spacing: float):
     cfg = MetaConfig(meta_gradient="unrolled", spline_spacing=spacing, outer_steps=1, outer_lr=0.4,
                      outer_momentum=0.8, grad_clip=0.1, inner_lr=0.01, inner_decay=0.8,
                      inner_epochs=5, batch_size=200, noise=0.1, snapshot_every=1,
-                     checkpoint_every=1, seed=0)
+                     checkpoint_every=1, seed=0, replicates=1)
     problem = MetaProblem(get("mnist1d"), (40, 100, 10), "sin", 2,
                           ActivationConfig(50, 0.2, -10.0, 10.0, 100))
     return problem, cfg

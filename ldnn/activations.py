@@ -90,43 +90,70 @@ def learned(params: dict[str, Tensor], x: Tensor, base: str, scale: float) -> Te
 
 
 class SplineTable:
-    """T functions as cubic Hermite splines on a uniform grid of spacing h over [low, high],
-    through their exact values and slopes: error O(h⁴) in the value, O(h³) in the slope.
+    """T functions as cubic Hermite splines through their exact values and slopes at the
+    nodes j·h of a uniform grid anchored at 0, covering [low, high]: error O(h⁴) in the
+    value, O(h³) in the slope, O(h²) in the curvature.
 
     `value_and_slope(grid (T, G)) → two (T, G)` gives the functions' values and slopes at
-    the nodes. Building the table costs one such evaluation per node; evaluating it costs
-    a gather and a cubic per point. The table stays differentiable with respect to
-    whatever the nodes' values depend on.
+    the nodes; it is called in float64, because the cubic's coefficients are differences of
+    nearby values whose rounding grows as 1/h² in the curvature (the unrolled meta-gradient
+    needs it). Cells are anchored at multiples of h, so a cell's cubic does not depend on
+    the covered range. Building costs one evaluation per node, evaluating a gather and a
+    cubic per point. The table stays differentiable with respect to whatever the nodes'
+    values depend on.
     """
 
     def __init__(self, value_and_slope: Callable[[Tensor], tuple[Tensor, Tensor]], n_types: int,
-                 spacing: float, low: float, high: float, dtype: torch.dtype):
-        self.n_types, self.spacing, self.low = n_types, spacing, low
-        self.intervals = max(1, int(np.ceil((high - low) / spacing)))
-        self.high = low + self.intervals * spacing
-        grid = low + spacing * torch.arange(self.intervals + 1, dtype=dtype)
-        value, slope = value_and_slope(grid.expand(n_types, -1))
+                 spacing: float, low: float, high: float):
+        self.n_types, self.spacing = n_types, spacing
+        self.first = int(np.floor(low / spacing))
+        self.intervals = max(1, int(np.ceil(high / spacing)) - self.first)
+        nodes = spacing * torch.arange(self.first, self.first + self.intervals + 1,
+                                       dtype=torch.float64)
+        value, slope = value_and_slope(nodes.expand(n_types, -1))
         slope = slope * spacing
         y0, y1, d0, d1 = value[:, :-1], value[:, 1:], slope[:, :-1], slope[:, 1:]
         # Cubic on each interval in the local coordinate t ∈ [0, 1]: c0 + c1 t + c2 t² + c3 t³.
         self.coefficients = torch.stack(
-            [y0, d0, 3 * (y1 - y0) - 2 * d0 - d1, 2 * (y0 - y1) + d0 + d1], -1).reshape(-1, 4)
+            [y0, d0, 3 * (y1 - y0) - 2 * d0 - d1, 2 * (y0 - y1) + d0 + d1], -1)
+        self._cast: dict[torch.dtype, Tensor] = {}
+
+    @property
+    def low(self) -> float:
+        return self.first * self.spacing
+
+    @property
+    def high(self) -> float:
+        return (self.first + self.intervals) * self.spacing
 
     def covers(self, low: float, high: float) -> bool:
-        return self.low <= low and high <= self.high
+        """Whether every x in [low, high] lies in a cell (the test the compiled kernel uses)."""
+        return self.position(low) >= 0 and self.position(high) < self.intervals
+
+    def coefficients_as(self, dtype: torch.dtype) -> Tensor:
+        """The coefficients (T·I, 4) rounded once to `dtype`, differentiably."""
+        if dtype not in self._cast:
+            self._cast[dtype] = self.coefficients.to(dtype).reshape(-1, 4)
+        return self._cast[dtype]
 
     def cells(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Row of each x's interval in `coefficients` and its local coordinate t ∈ [0, 1]."""
-        position = (x - self.low) / self.spacing
-        left = position.detach().floor().clamp(0, self.intervals - 1)
+        """Row of each x's interval in `coefficients` (T·I, 4) and its local coordinate t
+        (x's dtype), located in float64 as the compiled kernel does."""
+        position = self.position(x.detach().double())
+        left = position.floor().clamp(0, self.intervals - 1)
         offsets = torch.arange(self.n_types, device=x.device)[:, None] * self.intervals
-        return left.long() + offsets, position - left
+        return left.long() + offsets, (position - left).to(x.dtype)
+
+    def position(self, x):
+        """x in cells from the table's left end (float or float64 tensor)."""
+        return x * (1 / self.spacing) - self.first
 
     def __call__(self, x: Tensor) -> Tensor:
         """The functions at x (..., T, n) inside [low, high] → (..., T, n); differentiable
-        to any order."""
+        to any order with respect to the coefficients and first order in x."""
         index, t = self.cells(x)
-        c = self.coefficients[index]
+        t = t + (x - x.detach()) / self.spacing
+        c = self.coefficients_as(x.dtype)[index]
         return c[..., 0] + t * (c[..., 1] + t * (c[..., 2] + t * c[..., 3]))
 
     def value_and_slope(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -134,8 +161,8 @@ class SplineTable:
 
         One autograd node with hand-written first derivatives: not twice differentiable.
         """
-        index, t = self.cells(x.detach())
-        return _SplineCells.apply(self.coefficients, x, index, t, self.spacing)
+        index, t = self.cells(x)
+        return _SplineCells.apply(self.coefficients_as(x.dtype), x, index, t, self.spacing)
 
 
 class _SplineCells(torch.autograd.Function):
@@ -164,6 +191,11 @@ class _SplineCells(torch.autograd.Function):
         return grad_c.view(ctx.rows, 4), grad_x, None, None, None
 
 
+# Largest |pre-activation| a table covers (4·10⁴ nodes per type at spacing 0.01); beyond it
+# the inner loop has diverged.
+MAX_TABLE_INPUT = 200.0
+
+
 class SplineActivations:
     """Typed activation σ_t = base + scale·g_t evaluated through a SplineTable that is built
     on first use and rebuilt wider whenever inputs fall outside it; `spacing` 0 means exact.
@@ -188,29 +220,38 @@ class SplineActivations:
     def value_and_slope(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """σ_t(x) and σ_t'(x): x (..., T, n) → two (..., T, n)."""
         if not self.spacing:
-            return self._exact(x, with_base=True)
+            return self._exact(self.params, x, with_base=True)
         value, slope = self._table_for(x).value_and_slope(x)
         if self.tabulated_base:
             return value, slope
         return standard(self.base)(x) + value, standard_slope(self.base)(x) + slope
 
-    def _exact(self, x: Tensor, with_base: bool) -> tuple[Tensor, Tensor]:
-        g, g_slope = subnetwork_and_slope(self.params, x)
+    def _exact(self, params: dict[str, Tensor], x: Tensor, with_base: bool) -> tuple[Tensor, Tensor]:
+        g, g_slope = subnetwork_and_slope(params, x)
         if not with_base:
             return self.scale * g, self.scale * g_slope
         return (standard(self.base)(x) + self.scale * g,
                 standard_slope(self.base)(x) + self.scale * g_slope)
 
-    def _table_for(self, x: Tensor) -> SplineTable:
-        low, high = float(x.detach().min()), float(x.detach().max())
+    def cover(self, low: float, high: float) -> SplineTable:
+        """The table, rebuilt if it does not cover [low, high]: the union of both ranges
+        and a margin of a quarter of its width on each side."""
+        if not (np.isfinite([low, high]).all() and max(-low, high) <= MAX_TABLE_INPUT):
+            raise FloatingPointError(
+                f"pre-activations reach [{low:.3g}, {high:.3g}], beyond the spline table's "
+                f"±{MAX_TABLE_INPUT:g}: meta-learning diverged (try a smaller metalearn.outer_lr)")
         if self.table is None or not self.table.covers(low, high):
             if self.table is not None:
                 low, high = min(low, self.table.low), max(high, self.table.high)
             margin = 0.25 * (high - low) + self.spacing
-            self.table = SplineTable(lambda grid: self._exact(grid, self.tabulated_base),
+            params64 = {k: v.double() for k, v in self.params.items()}
+            self.table = SplineTable(lambda grid: self._exact(params64, grid, self.tabulated_base),
                                      self.params["b2"].shape[0], self.spacing, low - margin,
-                                     high + margin, self.params["b2"].dtype)
+                                     high + margin)
         return self.table
+
+    def _table_for(self, x: Tensor) -> SplineTable:
+        return self.cover(float(x.detach().min()), float(x.detach().max()))
 
 
 def _locate(grid: Tensor, n_types: int, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -55,6 +55,7 @@ class MetaConfig:
     snapshot_every: int
     checkpoint_every: int
     seed: int
+    replicates: int
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,13 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ldnn import seeding
+from ldnn import fused, seeding
 from ldnn.activations import SplineActivations, init_subnetworks, tabulate_learned
 from ldnn.config import ActivationConfig, MetaConfig
 from ldnn.io import atomic_path, write_npz
@@ -147,7 +148,8 @@ def inner_loop(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, data
 
 def meta_gradient(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, data: TaskData,
                   cfg: MetaConfig) -> tuple[Tensor, dict[str, Tensor]]:
-    """Outer loss (mean inner loss) and its meta-gradient with respect to φ."""
+    """Outer loss (mean inner loss) and its meta-gradient with respect to φ, through autograd
+    (any task and depth; the yardstick for the compiled kernel)."""
     phi = {k: v.detach().requires_grad_() for k, v in phi.items()}
     if cfg.meta_gradient == "unrolled":
         _, losses = inner_loop(problem, phi, run, data, cfg, differentiable=True)
@@ -156,24 +158,91 @@ def meta_gradient(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, d
         return outer_loss.detach(), dict(zip(phi, grads))
     if cfg.meta_gradient == "first_order":
         theta, losses = inner_loop(problem, phi, run, data, cfg, differentiable=False)
-        theta = tuple(p.detach() for p in theta)
-        noise = [n[-1] for n in run.noise]
         activation = SplineActivations(phi, problem.base, problem.activation.scale,
                                        cfg.spline_spacing)
-        loss = _loss(problem, activation, theta, data.x_train[run.final_batch],
-                     data.y_train[run.final_batch], noise)
-        grads = torch.autograd.grad(loss, list(phi.values()), materialize_grads=True)
-        return losses.mean(), dict(zip(phi, grads))
+        return losses.mean(), _final_loss_gradient(problem, activation, phi, theta, run, data)
     raise ValueError(f"unknown meta_gradient {cfg.meta_gradient!r}; choose from {META_GRADIENTS}")
+
+
+def _final_loss_gradient(problem: MetaProblem, activation: SplineActivations,
+                         phi: dict[str, Tensor], theta: Params, run: InnerRun,
+                         data: TaskData) -> dict[str, Tensor]:
+    """First-order meta-gradient: ∂/∂φ of the loss on the final batch at fixed final θ."""
+    theta = tuple(p.detach() for p in theta)
+    noise = [n[-1] for n in run.noise]
+    loss = _loss(problem, activation, theta, data.x_train[run.final_batch],
+                 data.y_train[run.final_batch], noise)
+    return dict(zip(phi, torch.autograd.grad(loss, list(phi.values()), materialize_grads=True)))
+
+
+def uses_kernel(problem: MetaProblem, cfg: MetaConfig) -> bool:
+    """Whether meta-learning runs through the compiled inner loop (ldnn.fused)."""
+    return cfg.spline_spacing > 0 and fused.supported(problem.task.loss_kind, problem.sizes,
+                                                      problem.task.hamiltonian, problem.base)
+
+
+def meta_gradients(problem: MetaProblem, phis: Sequence[dict[str, Tensor]],
+                   runs: Sequence[InnerRun], data: TaskData, cfg: MetaConfig,
+                   ranges: Sequence[tuple[float, float]]
+                   ) -> list[tuple[Tensor, dict[str, Tensor], tuple[float, float]]]:
+    """Outer loss, meta-gradient and pre-activation range (low, high) of each replicate.
+
+    Replicates are independent: replicate r's results depend on phis[r], runs[r] and
+    ranges[r] alone (the range the spline table first covers; it changes no value).
+    """
+    if cfg.meta_gradient not in META_GRADIENTS:
+        raise ValueError(f"unknown meta_gradient {cfg.meta_gradient!r}; choose from {META_GRADIENTS}")
+    if not uses_kernel(problem, cfg):
+        return [(*meta_gradient(problem, phi, run, data, cfg), tuple(rng))
+                for phi, run, rng in zip(phis, runs, ranges)]
+    unrolled = cfg.meta_gradient == "unrolled"
+    phis = [{k: v.detach().requires_grad_() for k, v in phi.items()} for phi in phis]
+    activations = [SplineActivations(phi, problem.base, problem.activation.scale,
+                                     cfg.spline_spacing) for phi in phis]
+    tables = [a.cover(*rng) for a, rng in zip(activations, ranges)]
+    results: list = [None] * len(phis)
+    pending = list(range(len(phis)))
+    while pending:
+        with torch.set_grad_enabled(unrolled):
+            losses, theta, met = fused.inner_loops(
+                [tables[r] for r in pending], data.x_train, data.y_train,
+                torch.stack([runs[r].batches for r in pending]),
+                torch.stack([runs[r].noise[0] for r in pending]),
+                torch.stack([flatten(runs[r].theta0) for r in pending]),
+                cfg.inner_lr, cfg.inner_decay, problem.task.loss_kind)
+        met = met.tolist()
+        done = [i for i, r in enumerate(pending) if tables[r].covers(*met[i])]
+        redo = [r for i, r in enumerate(pending) if i not in done]
+        for r in redo:
+            tables[r] = activations[r].cover(*met[pending.index(r)])
+        if unrolled and done:
+            names = list(phis[0])
+            flat = torch.autograd.grad(
+                losses, [phis[pending[i]][k] for i in done for k in names],
+                torch.full_like(losses, 1 / losses.shape[1]), materialize_grads=True)
+            grads = [dict(zip(names, flat[j * len(names):(j + 1) * len(names)]))
+                     for j in range(len(done))]
+        else:
+            grads = [_final_loss_gradient(problem, activations[pending[i]], phis[pending[i]],
+                                          unflatten(theta[i].clone(), runs[pending[i]].theta0),
+                                          runs[pending[i]], data) for i in done]
+        for i, grad in zip(done, grads):
+            results[pending[i]] = (losses[i].detach().mean(), grad, tuple(met[i]))
+        pending = redo
+    return results
 
 
 @dataclass
 class MetaState:
-    """Everything needed to continue meta-learning bit-identically from outer step `step`."""
+    """Everything needed to continue one replicate's meta-learning bit-identically from
+    outer step `step`; `table_range` is the pre-activation range its last inner loop met,
+    which the next spline table covers first."""
+    replicate: int
     step: int
     phi: dict[str, Tensor]
     momentum: dict[str, Tensor]
     generator_state: Tensor
+    table_range: tuple[float, float]
     outer_loss: list[float]
     grad_norm: list[list[float]]
     snapshot_steps: list[int]
@@ -186,96 +255,141 @@ def snapshot(problem: MetaProblem, phi: dict[str, Tensor]) -> np.ndarray:
     return tabulate_learned(phi, problem.base, act.scale, act.low, act.high, act.points)[1].numpy()
 
 
-def _fingerprint(problem: MetaProblem, cfg: MetaConfig, data: TaskData) -> dict:
+def initial_state(problem: MetaProblem, cfg: MetaConfig, replicate: int,
+                  dtype: torch.dtype = torch.float32) -> MetaState:
+    """Replicate `replicate` before its first outer step; its random streams derive from
+    (cfg.seed, replicate) alone."""
+    phi = init_subnetworks(problem.n_types, problem.activation.width,
+                           seeding.generator(cfg.seed, seeding.ACTIVATIONS, replicate), dtype)
+    return MetaState(replicate, 0, phi, {k: torch.zeros_like(v) for k, v in phi.items()},
+                     seeding.generator(cfg.seed, seeding.INIT, replicate).get_state(),
+                     (problem.activation.low, problem.activation.high), [], [], [0],
+                     [snapshot(problem, phi)])
+
+
+def _fingerprint(problem: MetaProblem, cfg: MetaConfig, data: TaskData,
+                 replicates: list[int]) -> dict:
     """What a checkpoint must match to be resumed (checkpoint_every excluded)."""
-    return {"problem": [problem.task.name, list(problem.sizes), problem.base, problem.n_types,
+    return {"replicates": replicates,
+            "problem": [problem.task.name, list(problem.sizes), problem.base, problem.n_types,
                         dataclasses.asdict(problem.activation)],
             "meta": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "checkpoint_every"},
             "data": [float(data.x_train.double().sum()), float(data.y_train.double().sum()),
                      list(data.x_train.shape)]}
 
 
+def _outer_update(state: MetaState, grads: dict[str, Tensor], cfg: MetaConfig) -> None:
+    """Clamp the meta-gradient elementwise, then one SGD step with heavy-ball momentum."""
+    for name, grad in grads.items():
+        clipped = grad.clamp(-cfg.grad_clip, cfg.grad_clip)
+        state.momentum[name] = cfg.outer_momentum * state.momentum[name] + clipped
+        state.phi[name] = state.phi[name].detach() - cfg.outer_lr * state.momentum[name]
+
+
 @seeding.deterministic()
 def meta_learn(problem: MetaProblem, data: TaskData, cfg: MetaConfig,
-               checkpoint: str | Path | None = None) -> MetaState:
-    """Run Algorithm 1 for cfg.outer_steps outer steps, resuming from `checkpoint` if it matches."""
+               checkpoint: str | Path | None = None,
+               replicates: Sequence[int] | None = None) -> list[MetaState]:
+    """Run Algorithm 1 for cfg.outer_steps outer steps, for every replicate (default
+    range(cfg.replicates)) at once, resuming from `checkpoint` if it matches.
+
+    Replicate r gives the same numbers alone (`replicates=[r]`) as with any others.
+    """
     if cfg.meta_gradient not in META_GRADIENTS:
         raise ValueError(f"unknown meta_gradient {cfg.meta_gradient!r}; choose from {META_GRADIENTS}")
-    fingerprint = _fingerprint(problem, cfg, data)
-    state = _resume(checkpoint, fingerprint)
-    if state is None:
-        phi = init_subnetworks(problem.n_types, problem.activation.width,
-                               seeding.generator(cfg.seed, seeding.ACTIVATIONS), data.x_train.dtype)
-        state = MetaState(0, phi, {k: torch.zeros_like(v) for k, v in phi.items()},
-                          seeding.generator(cfg.seed, seeding.INIT).get_state(), [], [],
-                          [0], [snapshot(problem, phi)])
-    generator = torch.Generator()
-    generator.set_state(state.generator_state)
+    replicates = list(range(cfg.replicates)) if replicates is None else list(replicates)
+    fingerprint = _fingerprint(problem, cfg, data, replicates)
+    states = _resume(checkpoint, fingerprint) or [
+        initial_state(problem, cfg, r, data.x_train.dtype) for r in replicates]
+    generators = [torch.Generator() for _ in states]
+    for generator, state in zip(generators, states):
+        generator.set_state(state.generator_state)
     n_train = data.x_train.shape[0]
-    started, first = time.perf_counter(), state.step
-    log.info("meta-learning %d types (%s), %s meta-gradient, steps %d..%d",
-             problem.n_types, problem.base, cfg.meta_gradient, state.step, cfg.outer_steps)
-    while state.step < cfg.outer_steps:
-        run = draw_inner_run(problem, n_train, cfg, generator, data.x_train.dtype)
-        outer_loss, grads = meta_gradient(problem, state.phi, run, data, cfg)
-        for name, grad in grads.items():
-            clipped = grad.clamp(-cfg.grad_clip, cfg.grad_clip)
-            state.momentum[name] = cfg.outer_momentum * state.momentum[name] + clipped
-            state.phi[name] = state.phi[name].detach() - cfg.outer_lr * state.momentum[name]
-        state.step += 1
-        state.outer_loss.append(float(outer_loss))
-        state.grad_norm.append([float(torch.cat([g[t].reshape(-1) for g in grads.values()]).norm())
-                                for t in range(problem.n_types)])
-        if state.step % cfg.snapshot_every == 0 or state.step == cfg.outer_steps:
-            state.snapshot_steps.append(state.step)
-            state.snapshots.append(snapshot(problem, state.phi))
-        state.generator_state = generator.get_state()
-        if checkpoint is not None and (state.step % cfg.checkpoint_every == 0):
-            _save_checkpoint(checkpoint, state, fingerprint)
-        if state.step == cfg.outer_steps or state.step % max(1, cfg.outer_steps // 50) == 0:
-            per_step = (time.perf_counter() - started) / (state.step - first)
-            log.info("outer step %d/%d  loss %.4f  %.3f s/step  ~%.0f s left", state.step,
-                     cfg.outer_steps, outer_loss, per_step, per_step * (cfg.outer_steps - state.step))
-    return state
+    started, first = time.perf_counter(), states[0].step
+    log.info("meta-learning %d types (%s), %s meta-gradient (%s), replicates %s, steps %d..%d",
+             problem.n_types, problem.base, cfg.meta_gradient,
+             "compiled inner loop" if uses_kernel(problem, cfg) else "autograd", replicates,
+             first, cfg.outer_steps)
+    while states[0].step < cfg.outer_steps:
+        runs = [draw_inner_run(problem, n_train, cfg, g, data.x_train.dtype) for g in generators]
+        results = meta_gradients(problem, [s.phi for s in states], runs, data, cfg,
+                                 [s.table_range for s in states])
+        for state, generator, (outer_loss, grads, met) in zip(states, generators, results):
+            _outer_update(state, grads, cfg)
+            state.step += 1
+            state.table_range = met
+            state.outer_loss.append(float(outer_loss))
+            state.grad_norm.append([float(torch.cat([g[t].reshape(-1) for g in grads.values()]).norm())
+                                    for t in range(problem.n_types)])
+            if state.step % cfg.snapshot_every == 0 or state.step == cfg.outer_steps:
+                state.snapshot_steps.append(state.step)
+                state.snapshots.append(snapshot(problem, state.phi))
+            state.generator_state = generator.get_state()
+        step = states[0].step
+        if checkpoint is not None and step % cfg.checkpoint_every == 0:
+            _save_checkpoint(checkpoint, states, fingerprint)
+        if step == cfg.outer_steps or step % max(1, cfg.outer_steps // 50) == 0:
+            per_step = (time.perf_counter() - started) / (step - first)
+            log.info("outer step %d/%d  loss %s  %.3f s/step  ~%.0f s left", step, cfg.outer_steps,
+                     " ".join(f"{s.outer_loss[-1]:.4f}" for s in states), per_step,
+                     per_step * (cfg.outer_steps - step))
+    return states
 
 
-def history(problem: MetaProblem, state: MetaState) -> dict[str, np.ndarray]:
-    """Arrays for plots: outer_loss (S,), grad_norm (S, T), snapshot_steps (K,),
-    snapshots (K, T, P) of the activations on grid (P,)."""
+def history(problem: MetaProblem, states: Sequence[MetaState]) -> dict[str, np.ndarray]:
+    """Arrays for plots, replicates on the leading axis R: outer_loss (R, S), grad_norm
+    (R, S, T), snapshot_steps (K,), snapshots (R, K, T, P) of the activations on grid (P,),
+    replicates (R,) their indices."""
     act = problem.activation
-    return {"outer_loss": np.asarray(state.outer_loss),
+    return {"outer_loss": np.array([s.outer_loss for s in states]),
             "grid": np.linspace(act.low, act.high, act.points),
-            "grad_norm": np.asarray(state.grad_norm).reshape(len(state.outer_loss), -1),
-            "snapshot_steps": np.asarray(state.snapshot_steps),
-            "snapshots": np.stack(state.snapshots)}
+            "grad_norm": np.array([s.grad_norm for s in states]).reshape(
+                len(states), len(states[0].outer_loss), -1),
+            "snapshot_steps": np.asarray(states[0].snapshot_steps),
+            "snapshots": np.stack([np.stack(s.snapshots) for s in states]),
+            "replicates": np.array([s.replicate for s in states])}
 
 
-def save_result(problem: MetaProblem, state: MetaState, params_path: str | Path,
+def save_result(problem: MetaProblem, states: Sequence[MetaState], params_path: str | Path,
                 history_path: str | Path) -> None:
-    """Write the learned sub-network parameters (.pt) and the history (.npz)."""
+    """Write the learned sub-network parameters, stacked over replicates (.pt), and the
+    history (.npz)."""
     with atomic_path(params_path) as tmp:
-        torch.save({"phi": {k: v.detach() for k, v in state.phi.items()}, "base": problem.base,
+        torch.save({"phi": {k: torch.stack([s.phi[k].detach() for s in states])
+                            for k in states[0].phi},
+                    "replicates": [s.replicate for s in states], "base": problem.base,
                     "scale": problem.activation.scale, "n_types": problem.n_types}, tmp)
-    write_npz(history_path, **history(problem, state))
+    write_npz(history_path, **history(problem, states))
 
 
-def load_params(path: str | Path) -> dict:
-    """The dictionary written by `save_result`: phi, base, scale, n_types."""
-    return torch.load(path, weights_only=True)
+def load_params(path: str | Path, replicate: int | None = None) -> dict:
+    """The dictionary written by `save_result`: phi (each (R, T, …)), replicates, base,
+    scale, n_types; with `replicate`, phi of that replicate alone (each (T, …))."""
+    saved = torch.load(path, weights_only=True)
+    if replicate is not None:
+        if replicate not in saved["replicates"]:
+            raise ValueError(f"{path} holds replicates {saved['replicates']}, not {replicate}")
+        row = saved["replicates"].index(replicate)
+        saved["phi"] = {k: v[row] for k, v in saved["phi"].items()}
+    return saved
 
 
-def _save_checkpoint(path: str | Path, state: MetaState, fingerprint: dict) -> None:
+def _save_checkpoint(path: str | Path, states: Sequence[MetaState], fingerprint: dict) -> None:
     with atomic_path(path) as tmp:
-        torch.save({"fingerprint": fingerprint, "state": dataclasses.asdict(state)}, tmp)
+        torch.save({"fingerprint": fingerprint,
+                    "states": [dataclasses.asdict(s) for s in states]}, tmp)
 
 
-def _resume(path: str | Path | None, fingerprint: dict) -> MetaState | None:
+def _resume(path: str | Path | None, fingerprint: dict) -> list[MetaState] | None:
     if path is None or not Path(path).exists():
         return None
     saved = torch.load(path, weights_only=False)
-    if saved["fingerprint"] != fingerprint:
-        log.info("ignoring checkpoint %s: it was written for other settings", path)
+    theirs = saved.get("fingerprint", {})
+    if theirs != fingerprint:
+        why = (f"replicates {theirs.get('replicates')}, not {fingerprint['replicates']}"
+               if theirs.get("replicates") != fingerprint["replicates"] else "other settings")
+        log.info("ignoring checkpoint %s: it was written for %s", path, why)
         return None
-    state = MetaState(**saved["state"])
-    log.info("resuming from checkpoint %s at outer step %d", path, state.step)
-    return state
+    states = [MetaState(**s) for s in saved["states"]]
+    log.info("resuming from checkpoint %s at outer step %d", path, states[0].step)
+    return states

@@ -64,22 +64,23 @@ def metalearn(data: str | Path, task: str, base: str, n_types: int, depth: int, 
               activation: dict, meta: dict, out_params: str | Path,
               out_history: str | Path) -> None:
     """Meta-learn `n_types` activations from `base` in a network of `depth` hidden layers of
-    `width`; resumable from checkpoint.pt beside `out_params`, which is removed on success."""
+    `width`, metalearn.replicates times at once; resumable from checkpoint.pt beside
+    `out_params`, which is removed on success."""
     checkpoint = Path(out_params).with_name("checkpoint.pt")
     spec = tasks.get(task)
     problem = MetaProblem(spec, tuple(layer_sizes(spec.n_in, width, depth, spec.n_out)), base,
                           n_types, parse(ActivationConfig, activation, "activation"))
-    state = meta_learn(problem, tasks.TaskData.load(data), parse(MetaConfig, meta, "metalearn"),
-                       checkpoint)
-    save_result(problem, state, out_params, out_history)
+    states = meta_learn(problem, tasks.TaskData.load(data), parse(MetaConfig, meta, "metalearn"),
+                        checkpoint)
+    save_result(problem, states, out_params, out_history)
     checkpoint.unlink(missing_ok=True)
 
 
-def capture(params: str | Path, activation: dict, out: str | Path) -> None:
-    """Tabulate the learned activations and their slopes on the capture grid: grid (P,),
-    values (T, P), slopes (T, P)."""
+def capture(params: str | Path, activation: dict, replicate: int, out: str | Path) -> None:
+    """Tabulate one replicate's learned activations and their slopes on the capture grid:
+    grid (P,), values (T, P), slopes (T, P)."""
     act = parse(ActivationConfig, activation, "activation")
-    saved = load_params(params)
+    saved = load_params(params, replicate)
     grid, values = tabulate_learned(saved["phi"], saved["base"], saved["scale"], act.low,
                                     act.high, act.points)
     save_table(out, grid, values, learned_slopes(saved["phi"], saved["base"], saved["scale"], grid))
@@ -221,7 +222,7 @@ def fig3(history: str | Path, results: str | Path, figure: dict, out: Sequence[s
     from ldnn.plotting.style import save
     from ldnn.tasks import mnist1d
 
-    fig = plot.draw(mnist1d.construction(figure["digit"], seed=0), _npz(history),
+    fig = plot.draw(mnist1d.construction(figure["digit"], seed=0), _history(history),
                     pd.read_csv(results), figure["arms"], figure["curves"])
     save(fig, out, figure["dpi"])
 
@@ -237,7 +238,7 @@ def fig5(history: str | Path, results: str | Path, figure: dict, mu: float,
     period = van_der_pol.limit_cycle_period(mu)
     times = np.linspace(0.0, figure["periods"] * period, 2000)
     orbit = accurate(lambda s: van_der_pol.field(s, mu), np.array([0.5, 0.0]), times)
-    fig = plot.draw(times, orbit, _npz(history), pd.read_csv(results), figure["arms"],
+    fig = plot.draw(times, orbit, _history(history), pd.read_csv(results), figure["arms"],
                     figure["curves"])
     save(fig, out, figure["dpi"])
 
@@ -255,7 +256,7 @@ def fig6(nn_history: str | Path, hnn_history: str | Path, nn_results: str | Path
     orbits = [accurate(henon_heiles.field, henon_heiles.sample_energy_shell(e, 1, rng)[0], times)
               for e in figure["energies"]]
     fig = plot.draw(times, orbits, figure["energies"],
-                    {"NN": _npz(nn_history), "HNN": _npz(hnn_history)},
+                    {"NN": _history(nn_history), "HNN": _history(hnn_history)},
                     {"NN": pd.read_csv(nn_results), "HNN": pd.read_csv(hnn_results)},
                     figure["arms"], figure["curves"])
     save(fig, out, figure["dpi"])
@@ -315,6 +316,13 @@ def hessian_figure(arms: Sequence[str], tables: Sequence[str | Path],
     frames = [pd.read_csv(t) for t in tables]
     write_csv(pd.concat(frames, ignore_index=True), out_table)
     save(plot.draw(arms, [_npz(s) for s in spectra], frames), out, 200)
+
+
+def _history(path: str | Path, replicate: int = 0) -> dict[str, np.ndarray]:
+    """One replicate's meta-learning history (the arrays of `metalearn.history`)."""
+    history = _npz(path)
+    row = list(history["replicates"]).index(replicate)
+    return history | {k: history[k][row] for k in ("outer_loss", "grad_norm", "snapshots")}
 
 
 def _npz(path: str | Path) -> dict[str, np.ndarray]:

@@ -206,11 +206,11 @@ def test_meta_learn_rejects_unknown_method(tiny_problem, tiny_data, meta_cfg):
 def test_one_outer_step_is_clipped_sgd(tiny_problem, tiny_data, meta_cfg):
     """Step 1 by hand: same generator streams, φ1 = φ0 − lr·clamp(g), momentum1 = clamp(g)."""
     cfg = meta_cfg(outer_steps=1, grad_clip=0.005)
-    state = meta_learn(tiny_problem, tiny_data, cfg)
+    (state,) = meta_learn(tiny_problem, tiny_data, cfg)
 
     phi0 = init_subnetworks(2, tiny_problem.activation.width,
-                            seeding.generator(cfg.seed, seeding.ACTIVATIONS), torch.float64)
-    generator = seeding.generator(cfg.seed, seeding.INIT)
+                            seeding.generator(cfg.seed, seeding.ACTIVATIONS, 0), torch.float64)
+    generator = seeding.generator(cfg.seed, seeding.INIT, 0)
     run = draw_inner_run(tiny_problem, 60, cfg, generator, torch.float64)
     loss, grads = meta_gradient(tiny_problem, phi0, run, tiny_data, cfg)
     assert any((g.abs() > cfg.grad_clip).any() for g in grads.values()), "clip not exercised"
@@ -227,13 +227,13 @@ def test_one_outer_step_is_clipped_sgd(tiny_problem, tiny_data, meta_cfg):
 
 def test_meta_learn_is_deterministic(tiny_problem, tiny_data, meta_cfg):
     cfg = meta_cfg(outer_steps=3)
-    a = meta_learn(tiny_problem, tiny_data, cfg)
-    b = meta_learn(tiny_problem, tiny_data, cfg)
+    (a,) = meta_learn(tiny_problem, tiny_data, cfg)
+    (b,) = meta_learn(tiny_problem, tiny_data, cfg)
     assert all(torch.equal(a.phi[k], b.phi[k]) for k in a.phi)
     assert all(torch.equal(a.momentum[k], b.momentum[k]) for k in a.momentum)
-    ha, hb = history(tiny_problem, a), history(tiny_problem, b)
+    ha, hb = history(tiny_problem, [a]), history(tiny_problem, [b])
     assert all(np.array_equal(ha[k], hb[k]) for k in ha)
-    c = meta_learn(tiny_problem, tiny_data, meta_cfg(outer_steps=3, seed=1))
+    (c,) = meta_learn(tiny_problem, tiny_data, meta_cfg(outer_steps=3, seed=1))
     assert not torch.equal(a.phi["w1"], c.phi["w1"])
 
 
@@ -242,21 +242,23 @@ def test_meta_learn_is_deterministic(tiny_problem, tiny_data, meta_cfg):
                                                           (3, 10, [0, 3])])
 def test_history_shapes(tiny_problem, tiny_data, meta_cfg, steps, every, expected_steps):
     cfg = meta_cfg(outer_steps=steps, snapshot_every=every, meta_gradient="first_order")
-    state = meta_learn(tiny_problem, tiny_data, cfg)
-    h = history(tiny_problem, state)
+    states = meta_learn(tiny_problem, tiny_data, dataclasses.replace(cfg, replicates=2))
+    h = history(tiny_problem, states)
     act = tiny_problem.activation
-    assert h["outer_loss"].shape == (steps,)
-    assert h["grad_norm"].shape == (steps, tiny_problem.n_types)
+    assert h["outer_loss"].shape == (2, steps)
+    assert h["grad_norm"].shape == (2, steps, tiny_problem.n_types)
     assert h["snapshot_steps"].tolist() == expected_steps
-    assert h["snapshots"].shape == (len(expected_steps), tiny_problem.n_types, act.points)
+    assert h["snapshots"].shape == (2, len(expected_steps), tiny_problem.n_types, act.points)
+    assert h["replicates"].tolist() == [0, 1]
     assert h["snapshots"].dtype == np.float64
     np.testing.assert_array_equal(h["grid"], np.linspace(act.low, act.high, act.points))
     assert np.isfinite(h["outer_loss"]).all() and (h["grad_norm"] >= 0).all()
     # The first snapshot is the initial activation, the last the final one.
-    phi0 = init_subnetworks(2, act.width, seeding.generator(cfg.seed, seeding.ACTIVATIONS),
-                            torch.float64)
-    np.testing.assert_array_equal(h["snapshots"][0], snapshot(tiny_problem, phi0))
-    np.testing.assert_array_equal(h["snapshots"][-1], snapshot(tiny_problem, state.phi))
+    for r, state in enumerate(states):
+        phi0 = init_subnetworks(2, act.width, seeding.generator(cfg.seed, seeding.ACTIVATIONS, r),
+                                torch.float64)
+        np.testing.assert_array_equal(h["snapshots"][r, 0], snapshot(tiny_problem, phi0))
+        np.testing.assert_array_equal(h["snapshots"][r, -1], snapshot(tiny_problem, state.phi))
 
 
 def test_snapshot_is_learned_activation_on_capture_grid(tiny_problem):
@@ -279,7 +281,7 @@ class Interrupted(Exception):
 def test_resume_after_interruption_is_bit_identical(tiny_problem, tiny_data, meta_cfg,
                                                     tmp_path, monkeypatch):
     cfg = meta_cfg(outer_steps=4, checkpoint_every=2, snapshot_every=1)
-    straight = meta_learn(tiny_problem, tiny_data, cfg)
+    (straight,) = meta_learn(tiny_problem, tiny_data, cfg)
 
     checkpoint = tmp_path / "ckpt.pt"
     real = metalearn.meta_gradient
@@ -299,19 +301,19 @@ def test_resume_after_interruption_is_bit_identical(tiny_problem, tiny_data, met
     calls.clear()
     monkeypatch.setattr(metalearn, "meta_gradient",
                         lambda *a, **k: (calls.append(1), real(*a, **k))[1])
-    resumed = meta_learn(tiny_problem, tiny_data, cfg, checkpoint=checkpoint)
+    (resumed,) = meta_learn(tiny_problem, tiny_data, cfg, checkpoint=checkpoint)
     assert len(calls) == 2, "the resumed run should only redo steps 3 and 4"
     assert resumed.step == straight.step == 4
     assert all(torch.equal(resumed.phi[k], straight.phi[k]) for k in straight.phi)
     assert all(torch.equal(resumed.momentum[k], straight.momentum[k]) for k in straight.phi)
     assert torch.equal(resumed.generator_state, straight.generator_state)
-    hs, hr = history(tiny_problem, straight), history(tiny_problem, resumed)
+    hs, hr = history(tiny_problem, [straight]), history(tiny_problem, [resumed])
     assert hs.keys() == hr.keys()
     assert all(np.array_equal(hs[k], hr[k]) for k in hs)
 
     # A finished checkpoint is returned as is, without any further step.
     calls.clear()
-    again = meta_learn(tiny_problem, tiny_data, cfg, checkpoint=checkpoint)
+    (again,) = meta_learn(tiny_problem, tiny_data, cfg, checkpoint=checkpoint)
     assert calls == [] and all(torch.equal(again.phi[k], straight.phi[k]) for k in straight.phi)
 
 
@@ -319,28 +321,32 @@ def test_checkpoint_of_other_settings_is_ignored(tiny_problem, tiny_data, meta_c
     checkpoint = tmp_path / "ckpt.pt"
     meta_learn(tiny_problem, tiny_data, meta_cfg(outer_steps=2, seed=1), checkpoint=checkpoint)
     cfg = meta_cfg(outer_steps=2)
-    fresh = meta_learn(tiny_problem, tiny_data, cfg)
-    from_foreign = meta_learn(tiny_problem, tiny_data, cfg, checkpoint=checkpoint)
+    (fresh,) = meta_learn(tiny_problem, tiny_data, cfg)
+    (from_foreign,) = meta_learn(tiny_problem, tiny_data, cfg, checkpoint=checkpoint)
     assert all(torch.equal(fresh.phi[k], from_foreign.phi[k]) for k in fresh.phi)
 
 
 def test_checkpoint_every_does_not_change_result(tiny_problem, tiny_data, meta_cfg, tmp_path):
-    a = meta_learn(tiny_problem, tiny_data, meta_cfg(outer_steps=3, checkpoint_every=1),
-                   checkpoint=tmp_path / "a.pt")
-    b = meta_learn(tiny_problem, tiny_data, meta_cfg(outer_steps=3, checkpoint_every=3))
+    (a,) = meta_learn(tiny_problem, tiny_data, meta_cfg(outer_steps=3, checkpoint_every=1),
+                      checkpoint=tmp_path / "a.pt")
+    (b,) = meta_learn(tiny_problem, tiny_data, meta_cfg(outer_steps=3, checkpoint_every=3))
     assert all(torch.equal(a.phi[k], b.phi[k]) for k in a.phi)
 
 
 def test_save_result_and_load_params_round_trip(tiny_problem, tiny_data, meta_cfg, tmp_path):
-    state = meta_learn(tiny_problem, tiny_data, meta_cfg(outer_steps=2))
+    states = meta_learn(tiny_problem, tiny_data, meta_cfg(outer_steps=2), replicates=[3, 1])
     params_path, history_path = tmp_path / "out" / "phi.pt", tmp_path / "out" / "history.npz"
-    save_result(tiny_problem, state, params_path, history_path)
+    save_result(tiny_problem, states, params_path, history_path)
     saved = load_params(params_path)
-    assert saved["base"] == "sin" and saved["n_types"] == 2
+    assert saved["base"] == "sin" and saved["n_types"] == 2 and saved["replicates"] == [3, 1]
     assert saved["scale"] == tiny_problem.activation.scale
-    assert all(torch.equal(saved["phi"][k], state.phi[k]) for k in state.phi)
+    assert all(torch.equal(saved["phi"][k][1], states[1].phi[k]) for k in states[1].phi)
+    one = load_params(params_path, replicate=1)
+    assert all(torch.equal(one["phi"][k], states[1].phi[k]) for k in states[1].phi)
+    with pytest.raises(ValueError, match="not 2"):
+        load_params(params_path, replicate=2)
     with np.load(history_path) as h:
-        expected = history(tiny_problem, state)
+        expected = history(tiny_problem, states)
         assert set(h.files) == set(expected)
         assert all(np.array_equal(h[k], expected[k]) for k in expected)
     assert sorted(p.name for p in params_path.parent.iterdir()) == ["history.npz", "phi.pt"]

@@ -23,7 +23,8 @@ class Task:
     (a seed); metrics(prediction, target) → (..., M) named by `metric_names`, on the test
     set. The network maps n_in inputs to n_out outputs; a Hamiltonian task's network
     outputs the energy (n_out = 1) and its prediction is the vector field. `dataset` names
-    the data set (and its generator module) when several tasks share one.
+    the data set (and its generator module) when several tasks share one; `loss_kind` names
+    the loss for the compiled inner loop (ldnn.fused): "mse" or "cross_entropy".
     """
     name: str
     n_in: int
@@ -33,6 +34,7 @@ class Task:
     metric_names: tuple[str, ...]
     hamiltonian: bool = False
     dataset: str = ""
+    loss_kind: str = "mse"
 
     def __post_init__(self):
         if not self.dataset:

@@ -68,4 +68,4 @@ def _metrics(output: Tensor, target: Tensor) -> Tensor:
 
 
 TASK = Task(name="mnist1d", n_in=40, n_out=10, loss=_loss, metrics=_metrics,
-            metric_names=("test_loss", "test_accuracy"))
+            metric_names=("test_loss", "test_accuracy"), loss_kind="cross_entropy")

@@ -9,7 +9,7 @@ HESSIAN_WIDTH = HESSIAN_STUDY["widths"][0]
 rule hessian_arm:
     input:
         data=data_of(HESSIAN["study"]),
-        activations=f"{R}/{HESSIAN['study']}/activations.npz",
+        activations=activations_of(HESSIAN["study"]),
         blocks=lambda w: [
             f"{R}/{HESSIAN['study']}/train/{w.arm}/w{HESSIAN_WIDTH}/seeds{first}-{last}.pt"
             for first, last in seed_blocks(HESSIAN_STUDY["seeds"], HESSIAN_STUDY["seed_block"])

@@ -18,8 +18,18 @@ wildcard_constraints:
     dataset="|".join(config["data"]),
     arm="[a-z0-9]+",
     width=r"\d+",
+    replicate=r"\d+",
     first=r"\d+",
     last=r"\d+",
+
+
+def activations_of(study, replicate=0):
+    """A study's captured activations (the training and analyses use replicate 0)."""
+    return f"{R}/{study}/activations/r{replicate}.npz"
+
+
+def study_activations(wildcards):
+    return activations_of(wildcards.study)
 
 
 def data_of(study):

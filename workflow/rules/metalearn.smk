@@ -36,12 +36,12 @@ rule capture:
     input:
         params=rules.metalearn.output.params,
     output:
-        f"{R}/{{study}}/activations.npz",
+        f"{R}/{{study}}/activations/r{{replicate}}.npz",
     params:
         activation=config["activation"],
     conda:
         "../../envs/ldnn.yaml"
     log:
-        f"{R}/logs/capture/{{study}}.log",
+        f"{R}/logs/capture/{{study}}/r{{replicate}}.log",
     script:
         "../scripts/capture.py"

@@ -5,7 +5,7 @@
 rule train:
     input:
         data=study_data,
-        activations=rules.capture.output,
+        activations=study_activations,
     output:
         table=f"{R}/{{study}}/train/{{arm}}/w{{width}}/seeds{{first}}-{{last}}.csv",
         params=f"{R}/{{study}}/train/{{arm}}/w{{width}}/seeds{{first}}-{{last}}.pt",
