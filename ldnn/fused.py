@@ -13,6 +13,7 @@ cached by PyTorch (TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions).
 from __future__ import annotations
 
 import logging
+import subprocess
 import time
 from functools import cache
 from pathlib import Path
@@ -34,8 +35,13 @@ def kernel():
     from torch.utils import cpp_extension
 
     started = time.perf_counter()
-    module = cpp_extension.load(name="ldnn_inner_loop", sources=[str(SOURCE)],
-                                extra_cflags=["-O3"], verbose=False)
+    try:
+        module = cpp_extension.load(name="ldnn_inner_loop", sources=[str(SOURCE)],
+                                    extra_cflags=["-O3"], verbose=False)
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
+        raise RuntimeError(f"cannot build the compiled inner loop ({SOURCE.name}): it needs "
+                           f"a C++ compiler (g++) and ninja; {str(error).splitlines()[0]}"
+                           ) from error
     log.info("inner-loop kernel ready in %.1f s", time.perf_counter() - started)
     return module
 

@@ -129,7 +129,7 @@ def test_smoke_configuration_runs_end_to_end(smoke):
     assert list(markers.columns) == ["frame", "blue_x", "blue_y", "red_x", "red_y"]
     assert list(np.flatnonzero(markers.red_x.isna())) == [60, 61, 62]      # the occlusion
     assert pd.read_csv(results / "pendulum/angles.csv").interpolated.sum() == 3
-    with np.load(results / "henon_heiles_hnn_sin/activations.npz") as table:
+    with np.load(results / "henon_heiles_hnn_sin/activations/r0.npz") as table:
         assert table["slopes"].shape == table["values"].shape == (2, 100)
     table = pd.read_csv(results / "mnist1d_sin/results.csv")
     assert len(table) == 6 * 4
@@ -139,8 +139,12 @@ def test_smoke_configuration_runs_end_to_end(smoke):
     assert table.groupby("arm").seed.apply(sorted).map(list).eq([[0, 1, 2, 3]] * 6).all()
     assert table.test_accuracy.between(0, 1).all()
     with np.load(results / "mnist1d_sin/metalearn/history.npz") as history:
-        assert history["outer_loss"].shape == (4,)
-        assert history["snapshots"].shape == (3, 2, 100)
+        assert history["outer_loss"].shape == (1, 4)
+        assert history["snapshots"].shape == (1, 3, 2, 100)
+    with np.load(results / "van_der_pol_sin/metalearn/history.npz") as history:
+        assert history["replicates"].tolist() == [0, 1]      # metalearn.replicates: 2
+        assert history["outer_loss"].shape == (2, 4)
+        assert not np.array_equal(history["snapshots"][0], history["snapshots"][1])
     assert not (results / "mnist1d_sin/metalearn/checkpoint.pt").exists()
     assert (results / "config.resolved.yaml").exists()
 
@@ -172,14 +176,14 @@ def test_training_epochs_rerun_training_and_what_follows_not_data_or_metalearnin
     # mnist1d_sin 6 arms × 2 blocks, 4 physics studies × 4 arms, mnist1d_zero 6 arms × 2 widths
     assert len(planned_outputs(out, r"/train/.*\.csv$")) == 6 * 2 + 4 * 4 + 6 * 2
     assert f"{smoke}/figures/fig3.png" in planned and f"{smoke}/mnist1d_sin/hessian.csv" in planned
-    assert not planned_outputs(out, r"/data/|/metalearn/|activations\.npz$|/pendulum/")
+    assert not planned_outputs(out, r"/data/|/metalearn/|/activations/|/pendulum/")
 
 
 @pytest.mark.slow
 def test_a_rerun_from_scratch_on_one_core_gives_the_same_bytes(smoke, tmp_path):
     """Same config, one core instead of two, a fresh folder: the learned activations, the
     result tables and the Hessian table are byte-identical."""
-    files = ["mnist1d_sin/activations.npz", "mnist1d_sin/results.csv",
+    files = ["mnist1d_sin/activations/r0.npz", "mnist1d_sin/results.csv",
              "mnist1d_sin/hessian.csv", "van_der_pol_sin/results.csv"]
     again = tmp_path / "again"
     run = snakemake(*[f"{again}/{f}" for f in files], "--cores", "1", *SMOKE, "--config",
@@ -190,7 +194,7 @@ def test_a_rerun_from_scratch_on_one_core_gives_the_same_bytes(smoke, tmp_path):
 
 
 def test_between_workflow_cache_serves_data_and_metalearning_to_another_checkout(tmp_path):
-    target = "{}/mnist1d_sin/activations.npz"
+    target = "{}/mnist1d_sin/activations/r0.npz"
     (tmp_path / "cache").mkdir()
     outputs = {}
     for name in ("first", "second"):
@@ -206,8 +210,8 @@ def test_between_workflow_cache_serves_data_and_metalearning_to_another_checkout
     for paths in (stored, fetched):
         assert sorted(Path(p).name for p in paths) == ["history.npz", "mnist1d.npz", "params.pt"]
     assert "to cache" not in outputs["second"]
-    assert ((tmp_path / "first/mnist1d_sin/activations.npz").read_bytes()
-            == (tmp_path / "second/mnist1d_sin/activations.npz").read_bytes())
+    assert ((tmp_path / "first/mnist1d_sin/activations/r0.npz").read_bytes()
+            == (tmp_path / "second/mnist1d_sin/activations/r0.npz").read_bytes())
 
 
 @pytest.mark.slow

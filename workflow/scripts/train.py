@@ -4,7 +4,7 @@ w = snakemake.wildcards
 with stages.logging_to(snakemake.log[0], stages.THREADS["train"]):
     stages.train_block(
         data=snakemake.input.data,
-        activations=snakemake.input.activations[0],
+        activations=snakemake.input.activations,
         task=snakemake.params.task,
         depth=snakemake.params.depth,
         train=snakemake.params.train,
