@@ -37,7 +37,8 @@ def kernel():
     started = time.perf_counter()
     try:
         module = cpp_extension.load(name="ldnn_inner_loop", sources=[str(SOURCE)],
-                                    extra_cflags=["-O3"], verbose=False)
+                                    extra_cflags=["-O3", "-fopenmp"],
+                                    extra_ldflags=["-fopenmp"], verbose=False)
     except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
         raise RuntimeError(f"cannot build the compiled inner loop ({SOURCE.name}): it needs "
                            f"a C++ compiler (g++) and ninja; {str(error).splitlines()[0]}"

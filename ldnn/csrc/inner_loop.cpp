@@ -8,8 +8,9 @@
 // written out by hand: each step is a Hessian-vector product and a mixed second
 // derivative of the loss, so no autograd graph is built.
 //
-// Replicates (a leading axis R) are independent; each runs on one thread with the same
-// operations whatever R is, so a replicate's numbers do not depend on the others.
+// Replicates (a leading axis R) are independent and spread over PyTorch's threads; each
+// runs on one thread with the same operations whatever R is, so a replicate's numbers do
+// not depend on the others.
 //
 // Parameters are one flat vector per replicate: W1 (H, D), b1 (H), W2 (O, H), b2 (O).
 // Spline table of replicate r: coef[r] (T, I, 4), cubic c0 + c1 t + c2 t² + c3 t³ on the
@@ -21,9 +22,24 @@
 #include <limits>
 #include <vector>
 
+// MKL's per-thread thread count, where PyTorch links MKL: a replicate's matrix products
+// always run on one thread, so their rounding does not depend on how many run at once.
+extern "C" int MKL_Set_Num_Threads_Local(int) __attribute__((weak));
+
 namespace {
 
 using at::Tensor;
+
+// Runs f(r) for every replicate r, replicates spread over PyTorch's threads, each with
+// single-threaded matrix products.
+template <typename F>
+void for_each_replicate(int64_t R, const F& f) {
+  at::parallel_for(0, R, 1, [&](int64_t begin, int64_t end) {
+    const int previous = MKL_Set_Num_Threads_Local ? MKL_Set_Num_Threads_Local(1) : 0;
+    for (int64_t r = begin; r < end; ++r) f(r);
+    if (MKL_Set_Num_Threads_Local) MKL_Set_Num_Threads_Local(previous);
+  });
+}
 
 constexpr int64_t CROSS_ENTROPY = 0, MSE = 1;
 
@@ -106,6 +122,14 @@ double loss_and_delta(int64_t kind, const scalar_t* o, const scalar_t* yf, const
   return loss / (B * O);
 }
 
+// Sums over the rows of m (B, n) into out (n,), or added to it.
+template <typename scalar_t>
+void column_sums(const scalar_t* m, int64_t B, int64_t n, scalar_t* out, bool add = false) {
+  if (!add) std::fill(out, out + n, scalar_t(0));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < n; ++i) out[i] += m[b * n + i];
+}
+
 // Softmax probabilities from e = (P − onehot)/B of a cross-entropy loss.
 template <typename scalar_t>
 inline scalar_t probability(const scalar_t* e, const int64_t* yl, int64_t b, int64_t i,
@@ -164,16 +188,14 @@ void forward_replicate(const Inputs& in, const Shape& s, int64_t r, Tensor losse
     const auto* nu = in.noise[r][k].data_ptr<scalar_t>();
     auto *zp = z.data_ptr<scalar_t>(), *ap = a.data_ptr<scalar_t>();
     auto* sp = slope.data_ptr<scalar_t>();
-    for (int64_t i = 0; i < s.B * s.H; ++i) {
-      const double zi = zp[i];
-      finite = finite && std::isfinite(zi);
-      low = std::min(low, zi);
-      high = std::max(high, zi);
-    }
     for (int64_t b = 0; b < s.B; ++b)
       for (int64_t type = 0, h = 0; type < s.T; ++type)
         for (int64_t j = 0; j < per_type; ++j, ++h) {
           const int64_t i = b * s.H + h;
+          const double zi = zp[i];
+          finite = finite && std::isfinite(zi);
+          low = std::min(low, zi);
+          high = std::max(high, zi);
           scalar_t t;
           const scalar_t* c = table.locate(zp[i], type, t);
           ap[i] = c[0] + t * (c[1] + t * (c[2] + t * c[3])) + nu[h];
@@ -185,11 +207,14 @@ void forward_replicate(const Inputs& in, const Shape& s, int64_t r, Tensor losse
         in.kind == CROSS_ENTROPY ? yb.data_ptr<int64_t>() : nullptr, s.B, s.O,
         e.data_ptr<scalar_t>());
     at::mm_out(gb.W2, e.t(), a);
-    at::sum_out(gb.b2, e, {0});
     at::mm_out(p, e, th.W2);
-    p.mul_(slope);
+    column_sums<scalar_t>(e.data_ptr<scalar_t>(), s.B, s.O, gb.b2.data_ptr<scalar_t>());
+    {
+      auto* pp = p.data_ptr<scalar_t>();  // becomes δz = (e W2) ⊙ σ'
+      for (int64_t i = 0; i < s.B * s.H; ++i) pp[i] *= sp[i];
+    }
     at::mm_out(gb.W1, p.t(), xb);
-    at::sum_out(gb.b1, p, {0});
+    column_sums<scalar_t>(p.data_ptr<scalar_t>(), s.B, s.H, gb.b1.data_ptr<scalar_t>());
     if (keep) {
       thetas[k].copy_(theta);
       grads[k].copy_(g);
@@ -279,35 +304,45 @@ void backward_replicate(const Inputs& in, const Shape& s, int64_t r, const Tenso
     at::mm_out(p, e, th.W2);
     // F = <g_k, ḡ> + w_k L_k, reversed through the explicit gradient computation.
     at::addmm_out(dz_bar, dir.b1, xb, dir.W1.t());
-    at::mul_out(p_bar, dz_bar, slope);
-    at::mul_out(s_bar, dz_bar, p);
+    {
+      const auto *dp = dz_bar.data_ptr<scalar_t>(), *pp = p.data_ptr<scalar_t>();
+      auto *pbp = p_bar.data_ptr<scalar_t>(), *sbp = s_bar.data_ptr<scalar_t>();
+      for (int64_t i = 0; i < s.B * s.H; ++i) {
+        pbp[i] = dp[i] * sp[i];
+        sbp[i] = dp[i] * pp[i];
+      }
+    }
     at::mm_out(e_bar, p_bar, th.W2.t());
-    e_bar.addmm_(a, dir.W2.t()).add_(dir.b2);
+    e_bar.addmm_(a, dir.W2.t());
     tb.W2.addmm_(e.t(), p_bar);
     at::mm_out(a_bar, e, dir.W2);
     {
+      // ē += ḡ_b2, then ō = ∇²L(o) ē + w_k e.
       const auto* ep = e.data_ptr<scalar_t>();
-      const auto* ebp = e_bar.data_ptr<scalar_t>();
+      auto* ebp = e_bar.data_ptr<scalar_t>();
+      const auto* v2 = dir.b2.data_ptr<scalar_t>();
       auto* obp = o_bar.data_ptr<scalar_t>();
       const scalar_t wk = w[k];
-      if (in.kind == CROSS_ENTROPY) {
-        for (int64_t b = 0; b < s.B; ++b) {
+      for (int64_t b = 0; b < s.B; ++b) {
+        scalar_t* row = ebp + b * s.O;
+        for (int64_t i = 0; i < s.O; ++i) row[i] += v2[i];
+        if (in.kind == CROSS_ENTROPY) {
           scalar_t dot = 0;
-          for (int64_t i = 0; i < s.O; ++i)
-            dot += probability(ep, yl, b, i, s.O, s.B) * ebp[b * s.O + i];
+          for (int64_t i = 0; i < s.O; ++i) dot += probability(ep, yl, b, i, s.O, s.B) * row[i];
           for (int64_t i = 0; i < s.O; ++i) {
             const int64_t j = b * s.O + i;
-            obp[j] = probability(ep, yl, b, i, s.O, s.B) * (ebp[j] - dot) / s.B + wk * ep[j];
+            obp[j] = probability(ep, yl, b, i, s.O, s.B) * (row[i] - dot) / s.B + wk * ep[j];
           }
+        } else {
+          const scalar_t factor = scalar_t(2) / (s.B * s.O);
+          for (int64_t i = 0; i < s.O; ++i)
+            obp[b * s.O + i] = factor * row[i] + wk * ep[b * s.O + i];
         }
-      } else {
-        const scalar_t factor = scalar_t(2) / (s.B * s.O);
-        for (int64_t j = 0; j < s.B * s.O; ++j) obp[j] = factor * ebp[j] + wk * ep[j];
       }
+      column_sums<scalar_t>(obp, s.B, s.O, tb.b2.data_ptr<scalar_t>(), true);
     }
     a_bar.addmm_(o_bar, th.W2);
     tb.W2.addmm_(o_bar.t(), a);
-    tb.b2.add_(o_bar.sum(0));
     {
       auto* abp = a_bar.data_ptr<scalar_t>();  // becomes z̄
       const auto* sbp = s_bar.data_ptr<scalar_t>();
@@ -323,7 +358,7 @@ void backward_replicate(const Inputs& in, const Shape& s, int64_t r, const Tenso
       }
     }
     tb.W1.addmm_(a_bar.t(), xb);
-    tb.b1.add_(a_bar.sum(0));
+    column_sums<scalar_t>(a_bar.data_ptr<scalar_t>(), s.B, s.H, tb.b1.data_ptr<scalar_t>(), true);
   }
 }
 
@@ -353,13 +388,12 @@ std::vector<Tensor> forward(Tensor x, Tensor y, Tensor batches, Tensor noise, Te
   Tensor thetas = keep ? at::empty({R, s.K, s.P}, x.options()) : at::empty({R, 0, 0}, x.options());
   Tensor grads = at::empty_like(thetas), squares = at::empty_like(thetas);
   Tensor zs = keep ? at::empty({R, s.K, s.B, s.H}, x.options()) : at::empty({R, 0}, x.options());
-  at::parallel_for(0, R, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r)
-      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "inner_forward", [&] {
-        forward_replicate<scalar_t>(in, s, r, losses[r], theta[r], range[r], keep,
-                                    keep ? thetas[r] : thetas, keep ? grads[r] : grads,
-                                    keep ? squares[r] : squares, keep ? zs[r] : zs);
-      });
+  for_each_replicate(R, [&](int64_t r) {
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "inner_forward", [&] {
+      forward_replicate<scalar_t>(in, s, r, losses[r], theta[r], range[r], keep,
+                                  keep ? thetas[r] : thetas, keep ? grads[r] : grads,
+                                  keep ? squares[r] : squares, keep ? zs[r] : zs);
+    });
   });
   return {losses, theta, range, thetas, grads, squares, zs};
 }
@@ -374,12 +408,11 @@ Tensor backward(Tensor weights, Tensor x, Tensor y, Tensor batches, Tensor noise
   const int64_t R = theta0.size(0);
   Tensor grad_coef = at::zeros({R, s.T * s.I, 4}, x.options().dtype(at::kDouble));
   Tensor w = weights.to(x.scalar_type()).contiguous();
-  at::parallel_for(0, R, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r)
-      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "inner_backward", [&] {
-        backward_replicate<scalar_t>(in, s, r, w[r], thetas[r], grads[r], squares[r], zs[r],
-                                     grad_coef[r]);
-      });
+  for_each_replicate(R, [&](int64_t r) {
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "inner_backward", [&] {
+      backward_replicate<scalar_t>(in, s, r, w[r], thetas[r], grads[r], squares[r], zs[r],
+                                   grad_coef[r]);
+    });
   });
   return grad_coef;
 }
