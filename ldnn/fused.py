@@ -95,8 +95,8 @@ def inner_loops(tables: list[SplineTable], x: Tensor, y: Tensor, batches: Tensor
 
     Returns the losses (R, K), differentiable with respect to the tables' coefficients
     (the unrolled meta-gradient), the final parameters (R, P), and the range (R, 2) of the
-    pre-activations met (NaN if one was not finite). Where a range is not covered by its
-    table the results of that replicate are not valid: widen its table and run again.
+    pre-activations met outside the table: (+inf, −inf) if none, NaN if one was not
+    finite. A replicate that met any has invalid results: widen its table and run again.
     """
     coefficients, first, intervals = stack_tables(tables, x.dtype)
     return _InnerLoop.apply(coefficients, first, intervals, tables[0].spacing, x.contiguous(),

@@ -185,10 +185,12 @@ def meta_gradients(problem: MetaProblem, phis: Sequence[dict[str, Tensor]],
                    runs: Sequence[InnerRun], data: TaskData, cfg: MetaConfig,
                    ranges: Sequence[tuple[float, float]]
                    ) -> list[tuple[Tensor, dict[str, Tensor], tuple[float, float]]]:
-    """Outer loss, meta-gradient and pre-activation range (low, high) of each replicate.
+    """Outer loss, meta-gradient and table range (low, high) of each replicate.
 
+    ranges[r] is the range replicate r's spline table covers first (with a margin); it is
+    widened to every pre-activation met outside, and returned for the next outer step.
     Replicates are independent: replicate r's results depend on phis[r], runs[r] and
-    ranges[r] alone (the range the spline table first covers; it changes no value).
+    ranges[r] alone.
     """
     if cfg.meta_gradient not in META_GRADIENTS:
         raise ValueError(f"unknown meta_gradient {cfg.meta_gradient!r}; choose from {META_GRADIENTS}")
@@ -199,7 +201,8 @@ def meta_gradients(problem: MetaProblem, phis: Sequence[dict[str, Tensor]],
     phis = [{k: v.detach().requires_grad_() for k, v in phi.items()} for phi in phis]
     activations = [SplineActivations(phi, problem.base, problem.activation.scale,
                                      cfg.spline_spacing) for phi in phis]
-    tables = [a.cover(*rng) for a, rng in zip(activations, ranges)]
+    requested = [tuple(rng) for rng in ranges]
+    tables = [a.cover(*rng) for a, rng in zip(activations, requested)]
     results: list = [None] * len(phis)
     pending = list(range(len(phis)))
     while pending:
@@ -210,11 +213,13 @@ def meta_gradients(problem: MetaProblem, phis: Sequence[dict[str, Tensor]],
                 torch.stack([runs[r].noise[0] for r in pending]),
                 torch.stack([flatten(runs[r].theta0) for r in pending]),
                 cfg.inner_lr, cfg.inner_decay, problem.task.loss_kind)
-        met = met.tolist()
-        done = [i for i, r in enumerate(pending) if tables[r].covers(*met[i])]
+        outside = met.tolist()
+        done = [i for i, (low, high) in enumerate(outside) if low > high]
         redo = [r for i, r in enumerate(pending) if i not in done]
         for r in redo:
-            tables[r] = activations[r].cover(*met[pending.index(r)])
+            low, high = outside[pending.index(r)]
+            requested[r] = (min(requested[r][0], low), max(requested[r][1], high))
+            tables[r] = activations[r].cover(*requested[r])
         if unrolled and done:
             names = list(phis[0])
             flat = torch.autograd.grad(
@@ -227,7 +232,7 @@ def meta_gradients(problem: MetaProblem, phis: Sequence[dict[str, Tensor]],
                                           unflatten(theta[i].clone(), runs[pending[i]].theta0),
                                           runs[pending[i]], data) for i in done]
         for i, grad in zip(done, grads):
-            results[pending[i]] = (losses[i].detach().mean(), grad, tuple(met[i]))
+            results[pending[i]] = (losses[i].detach().mean(), grad, requested[pending[i]])
         pending = redo
     return results
 
@@ -235,8 +240,8 @@ def meta_gradients(problem: MetaProblem, phis: Sequence[dict[str, Tensor]],
 @dataclass
 class MetaState:
     """Everything needed to continue one replicate's meta-learning bit-identically from
-    outer step `step`; `table_range` is the pre-activation range its last inner loop met,
-    which the next spline table covers first."""
+    outer step `step`; `table_range` is the range its next spline table covers first (the
+    capture grid's, widened to every pre-activation met outside a table)."""
     replicate: int
     step: int
     phi: dict[str, Tensor]

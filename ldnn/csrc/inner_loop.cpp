@@ -30,18 +30,21 @@ namespace {
 
 using at::Tensor;
 
-// Runs f(r) for every replicate r, replicates spread over PyTorch's threads, each with
-// single-threaded matrix products.
+// Runs f(i) for i in [0, n) on PyTorch's threads where none is busy (inside a parallel
+// region, one after another), each with single-threaded matrix products.
 template <typename F>
-void for_each_replicate(int64_t R, const F& f) {
-  at::parallel_for(0, R, 1, [&](int64_t begin, int64_t end) {
+void parallel_items(int64_t n, const F& f) {
+  auto body = [&](int64_t begin, int64_t end) {
     const int previous = MKL_Set_Num_Threads_Local ? MKL_Set_Num_Threads_Local(1) : 0;
-    for (int64_t r = begin; r < end; ++r) f(r);
+    for (int64_t i = begin; i < end; ++i) f(i);
     if (MKL_Set_Num_Threads_Local) MKL_Set_Num_Threads_Local(previous);
-  });
+  };
+  if (n == 1 || at::in_parallel_region()) body(0, n);
+  else at::parallel_for(0, n, 1, body);
 }
 
 constexpr int64_t CROSS_ENTROPY = 0, MSE = 1;
+constexpr int64_t CHUNKS = 2;  // fixed chunks of every mini-batch (parallel within a replicate)
 
 struct Shape {
   int64_t D, H, O, T, B, K, P, I;
@@ -58,18 +61,23 @@ struct Blocks {
 };
 
 // Replicate r's spline table; `locate` finds the row of x's cell in coef (type, cell)
-// and its local coordinate t, on the end cells outside the table (NaN: the first cell).
+// and its local coordinate t, and clears `inside` for x outside the table or NaN (which
+// are then evaluated on the end cells).
 template <typename scalar_t>
 struct Table {
   const scalar_t* coef;
   int64_t first, intervals, stride;
   double inverse_spacing;
 
-  inline const scalar_t* locate(scalar_t x, int64_t type, scalar_t& t) const {
+  inline const scalar_t* locate(scalar_t x, int64_t type, scalar_t& t, bool& inside) const {
     const double position = static_cast<double>(x) * inverse_spacing - first;
-    int64_t cell = 0;
-    if (position >= intervals) cell = intervals - 1;
-    else if (position >= 0) cell = static_cast<int64_t>(position);
+    int64_t cell;
+    if (position >= 0 && position < intervals) {
+      cell = static_cast<int64_t>(position);
+    } else {
+      inside = false;
+      cell = position >= intervals ? intervals - 1 : 0;
+    }
     t = static_cast<scalar_t>(position - cell);
     return coef + 4 * (type * stride + cell);
   }
@@ -92,13 +100,14 @@ void gather_rows(const Tensor& src, const int64_t* index, int64_t B, Tensor& dst
     std::copy(in + index[b] * width, in + (index[b] + 1) * width, out + b * width);
 }
 
-// Loss of outputs o (B, O) and its gradient e = dL/do, written into e.
+// The loss of n rows of outputs o (n, O) of a batch of B, summed over the rows (not yet
+// divided by B, or B·O for the MSE), and its gradient e = dL/do of the batch's mean loss.
 template <typename scalar_t>
 double loss_and_delta(int64_t kind, const scalar_t* o, const scalar_t* yf, const int64_t* yl,
-                      int64_t B, int64_t O, scalar_t* e) {
+                      int64_t n, int64_t B, int64_t O, scalar_t* e) {
   double loss = 0;
   if (kind == CROSS_ENTROPY) {
-    for (int64_t b = 0; b < B; ++b) {
+    for (int64_t b = 0; b < n; ++b) {
       const scalar_t* row = o + b * O;
       scalar_t peak = row[0];
       for (int64_t i = 1; i < O; ++i) peak = std::max(peak, row[i]);
@@ -111,15 +120,15 @@ double loss_and_delta(int64_t kind, const scalar_t* o, const scalar_t* yf, const
       for (int64_t i = 0; i < O; ++i) e[b * O + i] = e[b * O + i] / total / B;
       e[b * O + yl[b]] -= scalar_t(1) / B;
     }
-    return loss / B;
+    return loss;
   }
   const scalar_t factor = scalar_t(2) / (B * O);
-  for (int64_t i = 0; i < B * O; ++i) {
+  for (int64_t i = 0; i < n * O; ++i) {
     scalar_t diff = o[i] - yf[i];
     loss += static_cast<double>(diff) * diff;
     e[i] = factor * diff;
   }
-  return loss / (B * O);
+  return loss;
 }
 
 // Sums over the rows of m (B, n) into out (n,), or added to it.
@@ -156,69 +165,131 @@ Shape shape_of(const Inputs& in) {
   return s;
 }
 
-// Forward of replicate r. Writes losses (K,), the final θ (P,), the pre-activations'
-// range; with `keep`, also θ_k, g_k (K, P), the square average after step k (K, P) and
-// the pre-activations z_k (K, B, H) for the backward pass.
+// One chunk of the batch: rows [begin, begin + n) of every mini-batch, with its buffers.
+// Sums over the batch add the chunks' partial sums in chunk order, so the numbers do not
+// depend on whether the chunks run one after another or on two threads.
+template <typename scalar_t>
+struct Chunk {
+  int64_t begin, n;
+  Tensor xb, yb, z, a, slope, curvature, o, e, p, dz_bar, p_bar, s_bar, e_bar, o_bar, a_bar;
+  Tensor partial;  // (P,): this chunk's share of g_k (forward) or of ∂F/∂θ (backward)
+  Tensor grad_coef;  // (T·I, 4) double, backward only
+  std::vector<int64_t> rows;
+  std::vector<scalar_t> ts;
+  double loss = 0, low = std::numeric_limits<double>::infinity(), high = -low;
+  bool finite = true;
+
+  Chunk(const Inputs& in, const Shape& s, int64_t c, bool backward)
+      : begin(c * s.B / CHUNKS), n((c + 1) * s.B / CHUNKS - c * s.B / CHUNKS) {
+    const auto opts = in.x.options();
+    auto rows_of = [&](int64_t width) { return at::empty({n, width}, opts); };
+    xb = rows_of(s.D), z = rows_of(s.H), a = rows_of(s.H), slope = rows_of(s.H);
+    o = rows_of(s.O), e = rows_of(s.O), p = rows_of(s.H), partial = at::empty({s.P}, opts);
+    yb = in.kind == CROSS_ENTROPY ? at::empty({n}, in.y.options()) : rows_of(s.O);
+    if (backward) {
+      curvature = rows_of(s.H), dz_bar = rows_of(s.H), p_bar = rows_of(s.H);
+      s_bar = rows_of(s.H), e_bar = rows_of(s.O), o_bar = rows_of(s.O), a_bar = rows_of(s.H);
+      grad_coef = at::zeros({s.T * s.I, 4}, opts.dtype(at::kDouble));
+      rows.resize(n * s.H);
+      ts.resize(n * s.H);
+    }
+  }
+
+  void gather(const Inputs& in, const int64_t* index) {
+    gather_rows<scalar_t>(in.x, index + begin, n, xb);
+    if (in.kind == CROSS_ENTROPY) gather_rows<int64_t>(in.y, index + begin, n, yb);
+    else gather_rows<scalar_t>(in.y, index + begin, n, yb);
+  }
+
+  const int64_t* labels(const Inputs& in) const {
+    return in.kind == CROSS_ENTROPY ? yb.data_ptr<int64_t>() : nullptr;
+  }
+
+  const scalar_t* targets(const Inputs& in) const {
+    return in.kind == MSE ? yb.data_ptr<scalar_t>() : nullptr;
+  }
+};
+
+template <typename scalar_t>
+std::vector<Chunk<scalar_t>> chunks_of(const Inputs& in, const Shape& s, bool backward) {
+  std::vector<Chunk<scalar_t>> chunks;
+  for (int64_t c = 0; c < CHUNKS; ++c) chunks.emplace_back(in, s, c, backward);
+  return chunks;
+}
+
+// Forward of one chunk at inner step k from parameters th: the chunk's loss sum, its
+// share of the gradient (in chunk.partial) and the pre-activations met outside the table.
+template <typename scalar_t>
+void forward_chunk(const Inputs& in, const Shape& s, const Table<scalar_t>& table, int64_t r,
+                   int64_t k, const Blocks& th, Chunk<scalar_t>& ch, Tensor z) {
+  ch.gather(in, in.batches[r][k].data_ptr<int64_t>());
+  at::addmm_out(z, th.b1, ch.xb, th.W1.t());
+  const int64_t per_type = s.H / s.T;
+  const scalar_t inverse_spacing = 1 / in.spacing;
+  const auto* nu = in.noise[r][k].data_ptr<scalar_t>();
+  const auto* zp = z.data_ptr<scalar_t>();
+  auto *ap = ch.a.template data_ptr<scalar_t>(), *sp = ch.slope.template data_ptr<scalar_t>();
+  for (int64_t b = 0; b < ch.n; ++b)
+    for (int64_t type = 0, h = 0; type < s.T; ++type)
+      for (int64_t j = 0; j < per_type; ++j, ++h) {
+        const int64_t i = b * s.H + h;
+        scalar_t t;
+        bool inside = true;
+        const scalar_t* c = table.locate(zp[i], type, t, inside);
+        if (!inside) {
+          const double zi = zp[i];
+          ch.finite = ch.finite && std::isfinite(zi);
+          ch.low = std::min(ch.low, zi);
+          ch.high = std::max(ch.high, zi);
+        }
+        ap[i] = c[0] + t * (c[1] + t * (c[2] + t * c[3])) + nu[h];
+        sp[i] = (c[1] + t * (2 * c[2] + 3 * t * c[3])) * inverse_spacing;
+      }
+  at::addmm_out(ch.o, th.b2, ch.a, th.W2.t());
+  ch.loss += loss_and_delta<scalar_t>(in.kind, ch.o.template data_ptr<scalar_t>(),
+                                      ch.targets(in), ch.labels(in), ch.n, s.B, s.O,
+                                      ch.e.template data_ptr<scalar_t>());
+  Blocks gb(ch.partial, s);
+  at::mm_out(gb.W2, ch.e.t(), ch.a);
+  at::mm_out(ch.p, ch.e, th.W2);
+  column_sums<scalar_t>(ch.e.template data_ptr<scalar_t>(), ch.n, s.O, gb.b2.data_ptr<scalar_t>());
+  auto* pp = ch.p.template data_ptr<scalar_t>();  // becomes δz = (e W2) ⊙ σ'
+  for (int64_t i = 0; i < ch.n * s.H; ++i) pp[i] *= sp[i];
+  at::mm_out(gb.W1, ch.p.t(), ch.xb);
+  column_sums<scalar_t>(pp, ch.n, s.H, gb.b1.data_ptr<scalar_t>());
+}
+
+// Forward of replicate r. Writes losses (K,), the final θ (P,), the range of the
+// pre-activations met outside the table; with `keep`, also θ_k, g_k (K, P), the square
+// average after step k (K, P) and the pre-activations z_k (K, B, H) for the backward pass.
 template <typename scalar_t>
 void forward_replicate(const Inputs& in, const Shape& s, int64_t r, Tensor losses, Tensor theta,
                        Tensor range, bool keep, Tensor thetas, Tensor grads, Tensor squares,
                        Tensor zs) {
-  const auto opts = in.x.options();
-  Tensor xb = at::empty({s.B, s.D}, opts), z = at::empty({s.B, s.H}, opts);
-  Tensor a = at::empty({s.B, s.H}, opts), slope = at::empty({s.B, s.H}, opts);
-  Tensor o = at::empty({s.B, s.O}, opts), e = at::empty({s.B, s.O}, opts);
-  Tensor p = at::empty({s.B, s.H}, opts), g = at::empty({s.P}, opts);
-  Tensor yb = in.kind == CROSS_ENTROPY ? at::empty({s.B}, in.y.options())
-                                       : at::empty({s.B, s.O}, opts);
-  Tensor square = at::ones({s.P}, opts);
+  auto chunks = chunks_of<scalar_t>(in, s, false);
+  Tensor g = at::empty({s.P}, in.x.options()), square = at::ones({s.P}, in.x.options());
   theta.copy_(in.theta0[r]);
-  Blocks th(theta, s), gb(g, s);
+  const Blocks th(theta, s);
   const Table<scalar_t> table = table_of<scalar_t>(in.coef, in.first, in.intervals, in.spacing, r);
-  const int64_t per_type = s.H / s.T;
-  const scalar_t inverse_spacing = 1 / in.spacing;
-  double low = std::numeric_limits<double>::infinity(), high = -low;
-  bool finite = true;
+  const double normaliser = in.kind == CROSS_ENTROPY ? s.B : s.B * s.O;
   auto* loss_out = losses.data_ptr<double>();
   for (int64_t k = 0; k < s.K; ++k) {
-    const int64_t* index = in.batches[r][k].data_ptr<int64_t>();
-    gather_rows<scalar_t>(in.x, index, s.B, xb);
-    if (in.kind == CROSS_ENTROPY) gather_rows<int64_t>(in.y, index, s.B, yb);
-    else gather_rows<scalar_t>(in.y, index, s.B, yb);
-    at::addmm_out(z, th.b1, xb, th.W1.t());
-    const auto* nu = in.noise[r][k].data_ptr<scalar_t>();
-    auto *zp = z.data_ptr<scalar_t>(), *ap = a.data_ptr<scalar_t>();
-    auto* sp = slope.data_ptr<scalar_t>();
-    for (int64_t b = 0; b < s.B; ++b)
-      for (int64_t type = 0, h = 0; type < s.T; ++type)
-        for (int64_t j = 0; j < per_type; ++j, ++h) {
-          const int64_t i = b * s.H + h;
-          const double zi = zp[i];
-          finite = finite && std::isfinite(zi);
-          low = std::min(low, zi);
-          high = std::max(high, zi);
-          scalar_t t;
-          const scalar_t* c = table.locate(zp[i], type, t);
-          ap[i] = c[0] + t * (c[1] + t * (c[2] + t * c[3])) + nu[h];
-          sp[i] = (c[1] + t * (2 * c[2] + 3 * t * c[3])) * inverse_spacing;
-        }
-    at::addmm_out(o, th.b2, a, th.W2.t());
-    loss_out[k] = loss_and_delta<scalar_t>(
-        in.kind, o.data_ptr<scalar_t>(), in.kind == MSE ? yb.data_ptr<scalar_t>() : nullptr,
-        in.kind == CROSS_ENTROPY ? yb.data_ptr<int64_t>() : nullptr, s.B, s.O,
-        e.data_ptr<scalar_t>());
-    at::mm_out(gb.W2, e.t(), a);
-    at::mm_out(p, e, th.W2);
-    column_sums<scalar_t>(e.data_ptr<scalar_t>(), s.B, s.O, gb.b2.data_ptr<scalar_t>());
-    {
-      auto* pp = p.data_ptr<scalar_t>();  // becomes δz = (e W2) ⊙ σ'
-      for (int64_t i = 0; i < s.B * s.H; ++i) pp[i] *= sp[i];
+    for (auto& ch : chunks) ch.loss = 0;
+    parallel_items(CHUNKS, [&](int64_t c) {
+      auto& ch = chunks[c];
+      forward_chunk<scalar_t>(in, s, table, r, k, th, ch,
+                              keep ? zs[k].narrow(0, ch.begin, ch.n) : ch.z);
+    });
+    g.copy_(chunks[0].partial);
+    loss_out[k] = chunks[0].loss;
+    for (int64_t c = 1; c < CHUNKS; ++c) {
+      g.add_(chunks[c].partial);
+      loss_out[k] += chunks[c].loss;
     }
-    at::mm_out(gb.W1, p.t(), xb);
-    column_sums<scalar_t>(p.data_ptr<scalar_t>(), s.B, s.H, gb.b1.data_ptr<scalar_t>());
+    loss_out[k] /= normaliser;
     if (keep) {
       thetas[k].copy_(theta);
       grads[k].copy_(g);
-      zs[k].copy_(z);
     }
     auto *tp = theta.data_ptr<scalar_t>(), *gp = g.data_ptr<scalar_t>();
     auto* vp = square.data_ptr<scalar_t>();
@@ -229,9 +300,104 @@ void forward_replicate(const Inputs& in, const Shape& s, int64_t r, Tensor losse
     }
     if (keep) squares[k].copy_(square);
   }
+  double low = chunks[0].low, high = chunks[0].high;
+  bool finite = true;
+  for (const auto& ch : chunks) {
+    low = std::min(low, ch.low);
+    high = std::max(high, ch.high);
+    finite = finite && ch.finite;
+  }
   auto* rp = range.data_ptr<double>();
   rp[0] = finite ? low : std::numeric_limits<double>::quiet_NaN();
   rp[1] = finite ? high : std::numeric_limits<double>::quiet_NaN();
+}
+
+// Backward of one chunk at inner step k: its share of ∂F/∂θ (in chunk.partial) and of
+// ∂F/∂coef (added to chunk.grad_coef), F = <g_k, ḡ> + w_k L_k, ḡ = dir.
+template <typename scalar_t>
+void backward_chunk(const Inputs& in, const Shape& s, const Table<scalar_t>& table, int64_t r,
+                    int64_t k, const Blocks& th, const Blocks& dir, scalar_t wk,
+                    const Tensor& z, Chunk<scalar_t>& ch) {
+  ch.gather(in, in.batches[r][k].data_ptr<int64_t>());
+  const int64_t per_type = s.H / s.T;
+  const scalar_t inverse_spacing = 1 / in.spacing;
+  const auto* zp = z.data_ptr<scalar_t>();
+  const auto* nu = in.noise[r][k].data_ptr<scalar_t>();
+  auto *ap = ch.a.template data_ptr<scalar_t>(), *sp = ch.slope.template data_ptr<scalar_t>();
+  auto* cp = ch.curvature.template data_ptr<scalar_t>();
+  for (int64_t b = 0; b < ch.n; ++b)
+    for (int64_t type = 0, h = 0; type < s.T; ++type)
+      for (int64_t j = 0; j < per_type; ++j, ++h) {
+        const int64_t i = b * s.H + h;
+        scalar_t t;
+        bool inside = true;
+        const scalar_t* c = table.locate(zp[i], type, t, inside);
+        ch.rows[i] = (c - table.coef) / 4;
+        ch.ts[i] = t;
+        ap[i] = c[0] + t * (c[1] + t * (c[2] + t * c[3])) + nu[h];
+        sp[i] = (c[1] + t * (2 * c[2] + 3 * t * c[3])) * inverse_spacing;
+        cp[i] = (2 * c[2] + 6 * t * c[3]) * (inverse_spacing * inverse_spacing);
+      }
+  at::addmm_out(ch.o, th.b2, ch.a, th.W2.t());
+  const auto* yl = ch.labels(in);
+  loss_and_delta<scalar_t>(in.kind, ch.o.template data_ptr<scalar_t>(), ch.targets(in), yl,
+                           ch.n, s.B, s.O, ch.e.template data_ptr<scalar_t>());
+  at::mm_out(ch.p, ch.e, th.W2);
+  at::addmm_out(ch.dz_bar, dir.b1, ch.xb, dir.W1.t());
+  {
+    const auto *dp = ch.dz_bar.template data_ptr<scalar_t>(), *pp = ch.p.template data_ptr<scalar_t>();
+    auto *pbp = ch.p_bar.template data_ptr<scalar_t>(), *sbp = ch.s_bar.template data_ptr<scalar_t>();
+    for (int64_t i = 0; i < ch.n * s.H; ++i) {
+      pbp[i] = dp[i] * sp[i];
+      sbp[i] = dp[i] * pp[i];
+    }
+  }
+  Blocks tb(ch.partial, s);
+  at::mm_out(ch.e_bar, ch.p_bar, th.W2.t());
+  ch.e_bar.addmm_(ch.a, dir.W2.t());
+  at::mm_out(tb.W2, ch.e.t(), ch.p_bar);
+  at::mm_out(ch.a_bar, ch.e, dir.W2);
+  {
+    // ē += ḡ_b2, then ō = ∇²L(o) ē + w_k e.
+    const auto* ep = ch.e.template data_ptr<scalar_t>();
+    auto* ebp = ch.e_bar.template data_ptr<scalar_t>();
+    const auto* v2 = dir.b2.data_ptr<scalar_t>();
+    auto* obp = ch.o_bar.template data_ptr<scalar_t>();
+    for (int64_t b = 0; b < ch.n; ++b) {
+      scalar_t* row = ebp + b * s.O;
+      for (int64_t i = 0; i < s.O; ++i) row[i] += v2[i];
+      if (in.kind == CROSS_ENTROPY) {
+        scalar_t dot = 0;
+        for (int64_t i = 0; i < s.O; ++i) dot += probability(ep, yl, b, i, s.O, s.B) * row[i];
+        for (int64_t i = 0; i < s.O; ++i) {
+          const int64_t j = b * s.O + i;
+          obp[j] = probability(ep, yl, b, i, s.O, s.B) * (row[i] - dot) / s.B + wk * ep[j];
+        }
+      } else {
+        const scalar_t factor = scalar_t(2) / (s.B * s.O);
+        for (int64_t i = 0; i < s.O; ++i)
+          obp[b * s.O + i] = factor * row[i] + wk * ep[b * s.O + i];
+      }
+    }
+    column_sums<scalar_t>(obp, ch.n, s.O, tb.b2.data_ptr<scalar_t>());
+  }
+  ch.a_bar.addmm_(ch.o_bar, th.W2);
+  tb.W2.addmm_(ch.o_bar.t(), ch.a);
+  auto* abp = ch.a_bar.template data_ptr<scalar_t>();  // becomes z̄
+  const auto* sbp = ch.s_bar.template data_ptr<scalar_t>();
+  auto* gc = ch.grad_coef.template data_ptr<double>();
+  for (int64_t i = 0; i < ch.n * s.H; ++i) {
+    const scalar_t t = ch.ts[i], value_bar = abp[i], slope_bar = sbp[i];
+    double* g = gc + 4 * ch.rows[i];
+    g[0] += value_bar;
+    const scalar_t slope_term = slope_bar * inverse_spacing;
+    g[1] += value_bar * t + slope_term;
+    g[2] += (value_bar * t + 2 * slope_term) * t;
+    g[3] += (value_bar * t + 3 * slope_term) * t * t;
+    abp[i] = value_bar * sp[i] + slope_bar * cp[i];
+  }
+  at::mm_out(tb.W1, ch.a_bar.t(), ch.xb);
+  column_sums<scalar_t>(abp, ch.n, s.H, tb.b1.data_ptr<scalar_t>());
 }
 
 // Backward of replicate r: dJ/dcoef (T·I, 4) in double, given w_k = dJ/dL_k (K,).
@@ -239,127 +405,37 @@ template <typename scalar_t>
 void backward_replicate(const Inputs& in, const Shape& s, int64_t r, const Tensor& weights,
                         const Tensor& thetas, const Tensor& grads, const Tensor& squares,
                         const Tensor& zs, Tensor grad_coef) {
+  auto chunks = chunks_of<scalar_t>(in, s, true);
   const auto opts = in.x.options();
-  Tensor xb = at::empty({s.B, s.D}, opts), a = at::empty({s.B, s.H}, opts);
-  Tensor slope = at::empty({s.B, s.H}, opts), curvature = at::empty({s.B, s.H}, opts);
-  Tensor o = at::empty({s.B, s.O}, opts), e = at::empty({s.B, s.O}, opts);
-  Tensor p = at::empty({s.B, s.H}, opts), dz_bar = at::empty({s.B, s.H}, opts);
-  Tensor p_bar = at::empty({s.B, s.H}, opts), s_bar = at::empty({s.B, s.H}, opts);
-  Tensor e_bar = at::empty({s.B, s.O}, opts), o_bar = at::empty({s.B, s.O}, opts);
-  Tensor a_bar = at::empty({s.B, s.H}, opts);
-  Tensor yb = in.kind == CROSS_ENTROPY ? at::empty({s.B}, in.y.options())
-                                       : at::empty({s.B, s.O}, opts);
   Tensor theta_bar = at::zeros({s.P}, opts), square_bar = at::zeros({s.P}, opts);
   Tensor direction = at::empty({s.P}, opts);
-  Blocks tb(theta_bar, s), dir(direction, s);
+  const Blocks dir(direction, s);
   const Table<scalar_t> table = table_of<scalar_t>(in.coef, in.first, in.intervals, in.spacing, r);
-  auto* gc = grad_coef.data_ptr<double>();
-  const int64_t per_type = s.H / s.T;
-  const scalar_t decay = in.decay, lr = in.lr, inverse_spacing = 1 / in.spacing;
+  const scalar_t decay = in.decay, lr = in.lr;
   const auto* w = weights.data_ptr<scalar_t>();
-  std::vector<int64_t> rows(s.B * s.H);
-  std::vector<scalar_t> ts(s.B * s.H);
   for (int64_t k = s.K - 1; k >= 0; --k) {
     // Adjoint of the RMSprop update θ_{k+1} = θ_k − lr g_k / (√v_{k+1} + ε): the direction
     // ḡ in which the gradient g_k is differentiated, and the square average's adjoint.
-    {
-      const auto* gp = grads[k].data_ptr<scalar_t>();
-      const auto* vp = squares[k].data_ptr<scalar_t>();
-      auto *tbp = theta_bar.data_ptr<scalar_t>(), *vbp = square_bar.data_ptr<scalar_t>();
-      auto* dp = direction.data_ptr<scalar_t>();
-      for (int64_t i = 0; i < s.P; ++i) {
-        const scalar_t root = std::sqrt(vp[i]), denominator = root + scalar_t(1e-8);
-        const scalar_t v_total =
-            vbp[i] + tbp[i] * lr * gp[i] / (denominator * denominator * 2 * root);
-        dp[i] = -lr * tbp[i] / denominator + v_total * 2 * (1 - decay) * gp[i];
-        vbp[i] = decay * v_total;
-      }
+    const auto* gp = grads[k].data_ptr<scalar_t>();
+    const auto* vp = squares[k].data_ptr<scalar_t>();
+    auto *tbp = theta_bar.data_ptr<scalar_t>(), *vbp = square_bar.data_ptr<scalar_t>();
+    auto* dp = direction.data_ptr<scalar_t>();
+    for (int64_t i = 0; i < s.P; ++i) {
+      const scalar_t root = std::sqrt(vp[i]), denominator = root + scalar_t(1e-8);
+      const scalar_t v_total = vbp[i] + tbp[i] * lr * gp[i] / (denominator * denominator * 2 * root);
+      dp[i] = -lr * tbp[i] / denominator + v_total * 2 * (1 - decay) * gp[i];
+      vbp[i] = decay * v_total;
     }
-    Blocks th(thetas[k], s);
-    const int64_t* index = in.batches[r][k].data_ptr<int64_t>();
-    gather_rows<scalar_t>(in.x, index, s.B, xb);
-    if (in.kind == CROSS_ENTROPY) gather_rows<int64_t>(in.y, index, s.B, yb);
-    else gather_rows<scalar_t>(in.y, index, s.B, yb);
-    const auto* zp = zs[k].data_ptr<scalar_t>();
-    const auto* nu = in.noise[r][k].data_ptr<scalar_t>();
-    auto *ap = a.data_ptr<scalar_t>(), *sp = slope.data_ptr<scalar_t>();
-    auto* cp = curvature.data_ptr<scalar_t>();
-    for (int64_t b = 0; b < s.B; ++b)
-      for (int64_t type = 0, h = 0; type < s.T; ++type)
-        for (int64_t j = 0; j < per_type; ++j, ++h) {
-          const int64_t i = b * s.H + h;
-          scalar_t t;
-          const scalar_t* c = table.locate(zp[i], type, t);
-          rows[i] = (c - table.coef) / 4;
-          ts[i] = t;
-          ap[i] = c[0] + t * (c[1] + t * (c[2] + t * c[3])) + nu[h];
-          sp[i] = (c[1] + t * (2 * c[2] + 3 * t * c[3])) * inverse_spacing;
-          cp[i] = (2 * c[2] + 6 * t * c[3]) * (inverse_spacing * inverse_spacing);
-        }
-    at::addmm_out(o, th.b2, a, th.W2.t());
-    const auto* yl = in.kind == CROSS_ENTROPY ? yb.data_ptr<int64_t>() : nullptr;
-    loss_and_delta<scalar_t>(in.kind, o.data_ptr<scalar_t>(),
-                             in.kind == MSE ? yb.data_ptr<scalar_t>() : nullptr, yl, s.B, s.O,
-                             e.data_ptr<scalar_t>());
-    at::mm_out(p, e, th.W2);
-    // F = <g_k, ḡ> + w_k L_k, reversed through the explicit gradient computation.
-    at::addmm_out(dz_bar, dir.b1, xb, dir.W1.t());
-    {
-      const auto *dp = dz_bar.data_ptr<scalar_t>(), *pp = p.data_ptr<scalar_t>();
-      auto *pbp = p_bar.data_ptr<scalar_t>(), *sbp = s_bar.data_ptr<scalar_t>();
-      for (int64_t i = 0; i < s.B * s.H; ++i) {
-        pbp[i] = dp[i] * sp[i];
-        sbp[i] = dp[i] * pp[i];
-      }
-    }
-    at::mm_out(e_bar, p_bar, th.W2.t());
-    e_bar.addmm_(a, dir.W2.t());
-    tb.W2.addmm_(e.t(), p_bar);
-    at::mm_out(a_bar, e, dir.W2);
-    {
-      // ē += ḡ_b2, then ō = ∇²L(o) ē + w_k e.
-      const auto* ep = e.data_ptr<scalar_t>();
-      auto* ebp = e_bar.data_ptr<scalar_t>();
-      const auto* v2 = dir.b2.data_ptr<scalar_t>();
-      auto* obp = o_bar.data_ptr<scalar_t>();
-      const scalar_t wk = w[k];
-      for (int64_t b = 0; b < s.B; ++b) {
-        scalar_t* row = ebp + b * s.O;
-        for (int64_t i = 0; i < s.O; ++i) row[i] += v2[i];
-        if (in.kind == CROSS_ENTROPY) {
-          scalar_t dot = 0;
-          for (int64_t i = 0; i < s.O; ++i) dot += probability(ep, yl, b, i, s.O, s.B) * row[i];
-          for (int64_t i = 0; i < s.O; ++i) {
-            const int64_t j = b * s.O + i;
-            obp[j] = probability(ep, yl, b, i, s.O, s.B) * (row[i] - dot) / s.B + wk * ep[j];
-          }
-        } else {
-          const scalar_t factor = scalar_t(2) / (s.B * s.O);
-          for (int64_t i = 0; i < s.O; ++i)
-            obp[b * s.O + i] = factor * row[i] + wk * ep[b * s.O + i];
-        }
-      }
-      column_sums<scalar_t>(obp, s.B, s.O, tb.b2.data_ptr<scalar_t>(), true);
-    }
-    a_bar.addmm_(o_bar, th.W2);
-    tb.W2.addmm_(o_bar.t(), a);
-    {
-      auto* abp = a_bar.data_ptr<scalar_t>();  // becomes z̄
-      const auto* sbp = s_bar.data_ptr<scalar_t>();
-      for (int64_t i = 0; i < s.B * s.H; ++i) {
-        const scalar_t t = ts[i], value_bar = abp[i], slope_bar = sbp[i];
-        double* g = gc + 4 * rows[i];
-        g[0] += value_bar;
-        const scalar_t slope_term = slope_bar * inverse_spacing;
-        g[1] += value_bar * t + slope_term;
-        g[2] += (value_bar * t + 2 * slope_term) * t;
-        g[3] += (value_bar * t + 3 * slope_term) * t * t;
-        abp[i] = value_bar * sp[i] + slope_bar * cp[i];
-      }
-    }
-    tb.W1.addmm_(a_bar.t(), xb);
-    column_sums<scalar_t>(a_bar.data_ptr<scalar_t>(), s.B, s.H, tb.b1.data_ptr<scalar_t>(), true);
+    const Blocks th(thetas[k], s);
+    parallel_items(CHUNKS, [&](int64_t c) {
+      auto& ch = chunks[c];
+      backward_chunk<scalar_t>(in, s, table, r, k, th, dir, w[k],
+                               zs[k].narrow(0, ch.begin, ch.n), ch);
+    });
+    for (const auto& ch : chunks) theta_bar.add_(ch.partial);
   }
+  grad_coef.copy_(chunks[0].grad_coef);
+  for (int64_t c = 1; c < CHUNKS; ++c) grad_coef.add_(chunks[c].grad_coef);
 }
 
 Inputs inputs(Tensor x, Tensor y, Tensor batches, Tensor noise, Tensor theta0, Tensor coef,
@@ -372,8 +448,9 @@ Inputs inputs(Tensor x, Tensor y, Tensor batches, Tensor noise, Tensor theta0, T
   return {x, y, batches, noise, theta0, coef, first, intervals, spacing, lr, decay, kind};
 }
 
-// losses (R, K) double, final θ (R, P), range (R, 2) of the pre-activations (NaN if one
-// was not finite; values outside the table were evaluated on its end cells), and the
+// losses (R, K) double, final θ (R, P), range (R, 2) of the pre-activations met outside
+// the table (+inf, −inf if none; NaN if one was not finite; the results of a replicate
+// that met any are not valid), and the
 // saved tensors (empty if not keep).
 std::vector<Tensor> forward(Tensor x, Tensor y, Tensor batches, Tensor noise, Tensor theta0,
                             Tensor coef, Tensor first, Tensor intervals, double spacing,
@@ -388,7 +465,7 @@ std::vector<Tensor> forward(Tensor x, Tensor y, Tensor batches, Tensor noise, Te
   Tensor thetas = keep ? at::empty({R, s.K, s.P}, x.options()) : at::empty({R, 0, 0}, x.options());
   Tensor grads = at::empty_like(thetas), squares = at::empty_like(thetas);
   Tensor zs = keep ? at::empty({R, s.K, s.B, s.H}, x.options()) : at::empty({R, 0}, x.options());
-  for_each_replicate(R, [&](int64_t r) {
+  parallel_items(R, [&](int64_t r) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "inner_forward", [&] {
       forward_replicate<scalar_t>(in, s, r, losses[r], theta[r], range[r], keep,
                                   keep ? thetas[r] : thetas, keep ? grads[r] : grads,
@@ -408,7 +485,7 @@ Tensor backward(Tensor weights, Tensor x, Tensor y, Tensor batches, Tensor noise
   const int64_t R = theta0.size(0);
   Tensor grad_coef = at::zeros({R, s.T * s.I, 4}, x.options().dtype(at::kDouble));
   Tensor w = weights.to(x.scalar_type()).contiguous();
-  for_each_replicate(R, [&](int64_t r) {
+  parallel_items(R, [&](int64_t r) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "inner_backward", [&] {
       backward_replicate<scalar_t>(in, s, r, w[r], thetas[r], grads[r], squares[r], zs[r],
                                    grad_coef[r]);
