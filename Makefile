@@ -18,6 +18,7 @@ smoke: install
 	$(BIN)/snakemake $(PROFILE) --cores $(CORES) --configfile tests/smoke.yaml
 
 bench: install
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/run.py
 
 install: $(VENV)/.installed

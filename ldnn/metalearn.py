@@ -197,42 +197,55 @@ def meta_gradients(problem: MetaProblem, phis: Sequence[dict[str, Tensor]],
     if not uses_kernel(problem, cfg):
         return [(*meta_gradient(problem, phi, run, data, cfg), tuple(rng))
                 for phi, run, rng in zip(phis, runs, ranges)]
-    unrolled = cfg.meta_gradient == "unrolled"
     phis = [{k: v.detach().requires_grad_() for k, v in phi.items()} for phi in phis]
     activations = [SplineActivations(phi, problem.base, problem.activation.scale,
                                      cfg.spline_spacing) for phi in phis]
     requested = [tuple(rng) for rng in ranges]
-    tables = [a.cover(*rng) for a, rng in zip(activations, requested)]
-    results: list = [None] * len(phis)
-    pending = list(range(len(phis)))
+    for activation, rng in zip(activations, requested):
+        activation.cover(*rng)
+    members = range(len(phis))
+    unrolled = cfg.meta_gradient == "unrolled"
+    inner = _kernel_runs(problem, activations, requested, data, cfg, unrolled, lambda rs: (
+        torch.stack([runs[r].batches for r in rs]), torch.stack([runs[r].noise[0] for r in rs]),
+        torch.stack([flatten(runs[r].theta0) for r in rs])))
+    if unrolled:
+        outputs = [inner[r][0] for r in members]
+    else:  # the loss on the final batch at the final θ: a one-step run from there
+        final = _kernel_runs(problem, activations, requested, data, cfg, True, lambda rs: (
+            torch.stack([runs[r].final_batch[None] for r in rs]),
+            torch.stack([runs[r].noise[0][-1:] for r in rs]),
+            torch.stack([inner[r][1] for r in rs])))
+        outputs = [final[r][0] for r in members]
+    names = list(phis[0])
+    flat = torch.autograd.grad(outputs, [phis[r][k] for r in members for k in names],
+                               [torch.full_like(o, 1 / len(o)) for o in outputs],
+                               materialize_grads=True)
+    return [(inner[r][0].detach().mean(),
+             dict(zip(names, flat[r * len(names):(r + 1) * len(names)])), requested[r])
+            for r in members]
+
+
+def _kernel_runs(problem: MetaProblem, activations: list[SplineActivations],
+                 requested: list[tuple[float, float]], data: TaskData, cfg: MetaConfig,
+                 differentiable: bool, inputs) -> dict[int, tuple[Tensor, Tensor]]:
+    """Inner loops of every replicate through the compiled kernel: losses (K,) and final
+    θ (P,) by replicate. inputs(replicates) gives their batches (R, K, B), noise (R, K, H)
+    and θ0 (R, P). A replicate whose pre-activations leave its table gets a wider one
+    (the cells it had are unchanged) and runs again."""
+    results, pending = {}, list(range(len(activations)))
     while pending:
-        with torch.set_grad_enabled(unrolled):
-            losses, theta, met = fused.inner_loops(
-                [tables[r] for r in pending], data.x_train, data.y_train,
-                torch.stack([runs[r].batches for r in pending]),
-                torch.stack([runs[r].noise[0] for r in pending]),
-                torch.stack([flatten(runs[r].theta0) for r in pending]),
-                cfg.inner_lr, cfg.inner_decay, problem.task.loss_kind)
-        outside = met.tolist()
-        done = [i for i, (low, high) in enumerate(outside) if low > high]
-        redo = [r for i, r in enumerate(pending) if i not in done]
-        for r in redo:
-            low, high = outside[pending.index(r)]
-            requested[r] = (min(requested[r][0], low), max(requested[r][1], high))
-            tables[r] = activations[r].cover(*requested[r])
-        if unrolled and done:
-            names = list(phis[0])
-            flat = torch.autograd.grad(
-                losses, [phis[pending[i]][k] for i in done for k in names],
-                torch.full_like(losses, 1 / losses.shape[1]), materialize_grads=True)
-            grads = [dict(zip(names, flat[j * len(names):(j + 1) * len(names)]))
-                     for j in range(len(done))]
-        else:
-            grads = [_final_loss_gradient(problem, activations[pending[i]], phis[pending[i]],
-                                          unflatten(theta[i].clone(), runs[pending[i]].theta0),
-                                          runs[pending[i]], data) for i in done]
-        for i, grad in zip(done, grads):
-            results[pending[i]] = (losses[i].detach().mean(), grad, requested[pending[i]])
+        with torch.set_grad_enabled(differentiable):
+            losses, theta, outside = fused.inner_loops(
+                [activations[r].table for r in pending], data.x_train, data.y_train,
+                *inputs(pending), cfg.inner_lr, cfg.inner_decay, problem.task.loss_kind)
+        redo = []
+        for i, (r, (low, high)) in enumerate(zip(pending, outside.tolist())):
+            if low > high:
+                results[r] = (losses[i], theta[i].clone())
+            else:
+                requested[r] = (min(requested[r][0], low), max(requested[r][1], high))
+                activations[r].cover(*requested[r])
+                redo.append(r)
         pending = redo
     return results
 
