@@ -37,7 +37,6 @@ import argparse
 import dataclasses
 import json
 import os
-import resource
 import statistics
 import sys
 import time
@@ -54,7 +53,7 @@ from jax import lax
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run import SPACING, WORKLOADS, _paper_meta, task_data  # noqa: E402  (shared settings)
+from run import SPACING, WORKLOADS, _paper_meta, peak_mb, task_data  # noqa: E402  (shared settings)
 
 from ldnn.activations import init_subnetworks  # noqa: E402
 from ldnn.metalearn import InnerRun, MetaProblem, draw_inner_run  # noqa: E402
@@ -320,7 +319,7 @@ def measure(task: str, meta_gradient: str, steps: int = 9, warmup: int = 2, thre
             "task": task, "meta_gradient": meta_gradient,
             "seconds_per_step": statistics.median(timed), "min": min(timed), "max": max(timed),
             "compile_seconds": times[0],
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_mb": peak_mb(),
             "steps": steps, "threads": threads, "dtype": str(dtype).removeprefix("torch."),
             "table_range": [peer.low, peer.high] if peer.spacing else None,
             "preactivation_span": [round(low, 3), round(high, 3)], "outer_loss": float(value)}

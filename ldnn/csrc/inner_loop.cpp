@@ -165,6 +165,16 @@ Shape shape_of(const Inputs& in) {
   return s;
 }
 
+// f(i, h, type) for every hidden unit h of n rows (i = row · H + h), units in T equal
+// contiguous blocks of types.
+template <typename F>
+inline void for_each_unit(int64_t n, const Shape& s, const F& f) {
+  const int64_t per_type = s.H / s.T;
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t type = 0, h = 0; type < s.T; ++type)
+      for (int64_t j = 0; j < per_type; ++j, ++h) f(b * s.H + h, h, type);
+}
+
 // One chunk of the batch: rows [begin, begin + n) of every mini-batch, with its buffers.
 // Sums over the batch add the chunks' partial sums in chunk order, so the numbers do not
 // depend on whether the chunks run one after another or on two threads.
@@ -224,27 +234,23 @@ void forward_chunk(const Inputs& in, const Shape& s, const Table<scalar_t>& tabl
                    int64_t k, const Blocks& th, Chunk<scalar_t>& ch, Tensor z) {
   ch.gather(in, in.batches[r][k].data_ptr<int64_t>());
   at::addmm_out(z, th.b1, ch.xb, th.W1.t());
-  const int64_t per_type = s.H / s.T;
   const scalar_t inverse_spacing = 1 / in.spacing;
   const auto* nu = in.noise[r][k].data_ptr<scalar_t>();
   const auto* zp = z.data_ptr<scalar_t>();
   auto *ap = ch.a.template data_ptr<scalar_t>(), *sp = ch.slope.template data_ptr<scalar_t>();
-  for (int64_t b = 0; b < ch.n; ++b)
-    for (int64_t type = 0, h = 0; type < s.T; ++type)
-      for (int64_t j = 0; j < per_type; ++j, ++h) {
-        const int64_t i = b * s.H + h;
-        scalar_t t;
-        bool inside = true;
-        const scalar_t* c = table.locate(zp[i], type, t, inside);
-        if (!inside) {
-          const double zi = zp[i];
-          ch.finite = ch.finite && std::isfinite(zi);
-          ch.low = std::min(ch.low, zi);
-          ch.high = std::max(ch.high, zi);
-        }
-        ap[i] = c[0] + t * (c[1] + t * (c[2] + t * c[3])) + nu[h];
-        sp[i] = (c[1] + t * (2 * c[2] + 3 * t * c[3])) * inverse_spacing;
-      }
+  for_each_unit(ch.n, s, [&](int64_t i, int64_t h, int64_t type) {
+    scalar_t t;
+    bool inside = true;
+    const scalar_t* c = table.locate(zp[i], type, t, inside);
+    if (!inside) {
+      const double zi = zp[i];
+      ch.finite = ch.finite && std::isfinite(zi);
+      ch.low = std::min(ch.low, zi);
+      ch.high = std::max(ch.high, zi);
+    }
+    ap[i] = c[0] + t * (c[1] + t * (c[2] + t * c[3])) + nu[h];
+    sp[i] = (c[1] + t * (2 * c[2] + 3 * t * c[3])) * inverse_spacing;
+  });
   at::addmm_out(ch.o, th.b2, ch.a, th.W2.t());
   ch.loss += loss_and_delta<scalar_t>(in.kind, ch.o.template data_ptr<scalar_t>(),
                                       ch.targets(in), ch.labels(in), ch.n, s.B, s.O,
@@ -319,25 +325,21 @@ void backward_chunk(const Inputs& in, const Shape& s, const Table<scalar_t>& tab
                     int64_t k, const Blocks& th, const Blocks& dir, scalar_t wk,
                     const Tensor& z, Chunk<scalar_t>& ch) {
   ch.gather(in, in.batches[r][k].data_ptr<int64_t>());
-  const int64_t per_type = s.H / s.T;
   const scalar_t inverse_spacing = 1 / in.spacing;
   const auto* zp = z.data_ptr<scalar_t>();
   const auto* nu = in.noise[r][k].data_ptr<scalar_t>();
   auto *ap = ch.a.template data_ptr<scalar_t>(), *sp = ch.slope.template data_ptr<scalar_t>();
   auto* cp = ch.curvature.template data_ptr<scalar_t>();
-  for (int64_t b = 0; b < ch.n; ++b)
-    for (int64_t type = 0, h = 0; type < s.T; ++type)
-      for (int64_t j = 0; j < per_type; ++j, ++h) {
-        const int64_t i = b * s.H + h;
-        scalar_t t;
-        bool inside = true;
-        const scalar_t* c = table.locate(zp[i], type, t, inside);
-        ch.rows[i] = (c - table.coef) / 4;
-        ch.ts[i] = t;
-        ap[i] = c[0] + t * (c[1] + t * (c[2] + t * c[3])) + nu[h];
-        sp[i] = (c[1] + t * (2 * c[2] + 3 * t * c[3])) * inverse_spacing;
-        cp[i] = (2 * c[2] + 6 * t * c[3]) * (inverse_spacing * inverse_spacing);
-      }
+  for_each_unit(ch.n, s, [&](int64_t i, int64_t h, int64_t type) {
+    scalar_t t;
+    bool inside = true;
+    const scalar_t* c = table.locate(zp[i], type, t, inside);
+    ch.rows[i] = (c - table.coef) / 4;
+    ch.ts[i] = t;
+    ap[i] = c[0] + t * (c[1] + t * (c[2] + t * c[3])) + nu[h];
+    sp[i] = (c[1] + t * (2 * c[2] + 3 * t * c[3])) * inverse_spacing;
+    cp[i] = (2 * c[2] + 6 * t * c[3]) * (inverse_spacing * inverse_spacing);
+  });
   at::addmm_out(ch.o, th.b2, ch.a, th.W2.t());
   const auto* yl = ch.labels(in);
   loss_and_delta<scalar_t>(in.kind, ch.o.template data_ptr<scalar_t>(), ch.targets(in), yl,
