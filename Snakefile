@@ -28,3 +28,4 @@ rule all:
         rules.fig9.output,
         rules.hessian.output,
         rules.claims.output,
+        every_capture(),

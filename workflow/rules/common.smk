@@ -28,6 +28,12 @@ def activations_of(study, replicate=0):
     return f"{R}/{study}/activations/r{replicate}.npz"
 
 
+def every_capture():
+    """The captured activations of every replicate of every study."""
+    return [activations_of(study, replicate) for study in STUDIES
+            for replicate in range(study_settings(config, study, "metalearn")["replicates"])]
+
+
 def study_activations(wildcards):
     return activations_of(wildcards.study)
 
