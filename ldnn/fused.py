@@ -53,7 +53,7 @@ def supported(loss_kind: str, sizes: tuple[int, ...], hamiltonian: bool, base: s
     return len(sizes) == 3 and loss_kind in LOSS_KINDS and not hamiltonian and base != "relu"
 
 
-def stack_tables(tables: list[SplineTable], dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+def stack_tables(tables: list[SplineTable]) -> tuple[Tensor, Tensor, Tensor]:
     """Coefficients of R tables padded to the longest: (R, T, I, 4) float64 (differentiable),
     first cell (R,) and cells per type (R,)."""
     longest = max(t.intervals for t in tables)
@@ -98,7 +98,7 @@ def inner_loops(tables: list[SplineTable], x: Tensor, y: Tensor, batches: Tensor
     pre-activations met outside the table: (+inf, −inf) if none, NaN if one was not
     finite. A replicate that met any has invalid results: widen its table and run again.
     """
-    coefficients, first, intervals = stack_tables(tables, x.dtype)
+    coefficients, first, intervals = stack_tables(tables)
     return _InnerLoop.apply(coefficients, first, intervals, tables[0].spacing, x.contiguous(),
                             y.contiguous(), batches.contiguous(), noise.contiguous(),
                             theta0.contiguous(), lr, decay, LOSS_KINDS[loss_kind])

@@ -181,6 +181,10 @@ metalearn.meta_learn(problem, data, dataclasses.replace(cfg, outer_steps=8, chec
 """
 
 
+def checkpoint_step(path: Path) -> int:
+    return torch.load(path, weights_only=False)["states"][0]["step"]
+
+
 def test_three_replicates_killed_by_sigkill_resume_bit_identically(tmp_path):
     problem, data, cfg = _float32_problem()
     cfg = dataclasses.replace(cfg, outer_steps=8, checkpoint_every=1)
@@ -191,13 +195,13 @@ def test_three_replicates_killed_by_sigkill_resume_bit_identically(tmp_path):
         "PYTHONPATH": str(Path(__file__).parents[1])})
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        if checkpoint.exists() and torch.load(checkpoint, weights_only=False)["states"][0]["step"] >= 3:
+        if checkpoint.exists() and checkpoint_step(checkpoint) >= 3:
             break
         time.sleep(0.05)
     assert process.poll() is None, "the run ended before it could be killed"
     process.send_signal(signal.SIGKILL)
     process.wait()
-    killed_at = torch.load(checkpoint, weights_only=False)["states"][0]["step"]
+    killed_at = checkpoint_step(checkpoint)
     assert 3 <= killed_at < 8
     resumed = meta_learn(problem, data, cfg, checkpoint)
     straight = meta_learn(problem, data, cfg)

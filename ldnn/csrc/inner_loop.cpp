@@ -347,8 +347,10 @@ void backward_chunk(const Inputs& in, const Shape& s, const Table<scalar_t>& tab
   at::mm_out(ch.p, ch.e, th.W2);
   at::addmm_out(ch.dz_bar, dir.b1, ch.xb, dir.W1.t());
   {
-    const auto *dp = ch.dz_bar.template data_ptr<scalar_t>(), *pp = ch.p.template data_ptr<scalar_t>();
-    auto *pbp = ch.p_bar.template data_ptr<scalar_t>(), *sbp = ch.s_bar.template data_ptr<scalar_t>();
+    const auto* dp = ch.dz_bar.template data_ptr<scalar_t>();
+    const auto* pp = ch.p.template data_ptr<scalar_t>();
+    auto* pbp = ch.p_bar.template data_ptr<scalar_t>();
+    auto* sbp = ch.s_bar.template data_ptr<scalar_t>();
     for (int64_t i = 0; i < ch.n * s.H; ++i) {
       pbp[i] = dp[i] * sp[i];
       sbp[i] = dp[i] * pp[i];
@@ -424,7 +426,8 @@ void backward_replicate(const Inputs& in, const Shape& s, int64_t r, const Tenso
     auto* dp = direction.data_ptr<scalar_t>();
     for (int64_t i = 0; i < s.P; ++i) {
       const scalar_t root = std::sqrt(vp[i]), denominator = root + scalar_t(1e-8);
-      const scalar_t v_total = vbp[i] + tbp[i] * lr * gp[i] / (denominator * denominator * 2 * root);
+      const scalar_t v_total =
+          vbp[i] + tbp[i] * lr * gp[i] / (denominator * denominator * 2 * root);
       dp[i] = -lr * tbp[i] / denominator + v_total * 2 * (1 - decay) * gp[i];
       vbp[i] = decay * v_total;
     }
