@@ -10,6 +10,9 @@ sub-network parameters φ along the meta-gradient:
   holding those parameters fixed (as the authors' JAX code).
 
 The meta-gradient is clamped elementwise, then applied by SGD with heavy-ball momentum.
+Where it applies, the inner loop and its reverse pass run in the compiled kernel
+(ldnn.fused); elsewhere through autograd, which also serves as the kernel's yardstick.
+Independent replicates of the whole procedure run side by side, each with its own seeds.
 """
 from __future__ import annotations
 
