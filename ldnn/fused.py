@@ -37,7 +37,7 @@ def kernel():
     started = time.perf_counter()
     try:
         module = cpp_extension.load(name="ldnn_inner_loop", sources=[str(SOURCE)],
-                                    extra_cflags=["-O3", "-fopenmp"],
+                                    extra_cflags=["-O3", "-fopenmp", "-fno-math-errno"],
                                     extra_ldflags=["-fopenmp"], verbose=False)
     except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
         raise RuntimeError(f"cannot build the compiled inner loop ({SOURCE.name}): it needs "
