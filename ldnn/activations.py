@@ -236,11 +236,12 @@ class SplineActivations:
     def cover(self, low: float, high: float) -> SplineTable:
         """The table, rebuilt if it does not cover [low, high]: the union of both ranges
         and a margin of a quarter of its width on each side."""
-        if not (np.isfinite([low, high]).all() and max(-low, high) <= MAX_TABLE_INPUT):
-            raise FloatingPointError(
-                f"pre-activations reach [{low:.3g}, {high:.3g}], beyond the spline table's "
-                f"±{MAX_TABLE_INPUT:g}: meta-learning diverged (try a smaller metalearn.outer_lr)")
         if self.table is None or not self.table.covers(low, high):
+            if not (np.isfinite([low, high]).all() and max(-low, high) <= MAX_TABLE_INPUT):
+                raise FloatingPointError(
+                    f"pre-activations reach [{low:.3g}, {high:.3g}], beyond the spline table's "
+                    f"±{MAX_TABLE_INPUT:g}: meta-learning diverged (try a smaller "
+                    "metalearn.outer_lr)")
             if self.table is not None:
                 low, high = min(low, self.table.low), max(high, self.table.high)
             margin = 0.25 * (high - low) + self.spacing

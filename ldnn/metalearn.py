@@ -161,21 +161,15 @@ def meta_gradient(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, d
         return outer_loss.detach(), dict(zip(phi, grads))
     if cfg.meta_gradient == "first_order":
         theta, losses = inner_loop(problem, phi, run, data, cfg, differentiable=False)
+        theta = tuple(p.detach() for p in theta)
+        noise = [n[-1] for n in run.noise]
         activation = SplineActivations(phi, problem.base, problem.activation.scale,
                                        cfg.spline_spacing)
-        return losses.mean(), _final_loss_gradient(problem, activation, phi, theta, run, data)
+        loss = _loss(problem, activation, theta, data.x_train[run.final_batch],
+                     data.y_train[run.final_batch], noise)
+        grads = torch.autograd.grad(loss, list(phi.values()), materialize_grads=True)
+        return losses.mean(), dict(zip(phi, grads))
     raise ValueError(f"unknown meta_gradient {cfg.meta_gradient!r}; choose from {META_GRADIENTS}")
-
-
-def _final_loss_gradient(problem: MetaProblem, activation: SplineActivations,
-                         phi: dict[str, Tensor], theta: Params, run: InnerRun,
-                         data: TaskData) -> dict[str, Tensor]:
-    """First-order meta-gradient: ∂/∂φ of the loss on the final batch at fixed final θ."""
-    theta = tuple(p.detach() for p in theta)
-    noise = [n[-1] for n in run.noise]
-    loss = _loss(problem, activation, theta, data.x_train[run.final_batch],
-                 data.y_train[run.final_batch], noise)
-    return dict(zip(phi, torch.autograd.grad(loss, list(phi.values()), materialize_grads=True)))
 
 
 def uses_kernel(problem: MetaProblem, cfg: MetaConfig) -> bool:
@@ -316,8 +310,6 @@ def meta_learn(problem: MetaProblem, data: TaskData, cfg: MetaConfig,
 
     Replicate r gives the same numbers alone (`replicates=[r]`) as with any others.
     """
-    if cfg.meta_gradient not in META_GRADIENTS:
-        raise ValueError(f"unknown meta_gradient {cfg.meta_gradient!r}; choose from {META_GRADIENTS}")
     replicates = list(range(cfg.replicates)) if replicates is None else list(replicates)
     fingerprint = _fingerprint(problem, cfg, data, replicates)
     states = _resume(checkpoint, fingerprint) or [
@@ -335,10 +327,11 @@ def meta_learn(problem: MetaProblem, data: TaskData, cfg: MetaConfig,
         runs = [draw_inner_run(problem, n_train, cfg, g, data.x_train.dtype) for g in generators]
         results = meta_gradients(problem, [s.phi for s in states], runs, data, cfg,
                                  [s.table_range for s in states])
-        for state, generator, (outer_loss, grads, met) in zip(states, generators, results):
+        for state, generator, (outer_loss, grads, table_range) in zip(states, generators,
+                                                                       results):
             _outer_update(state, grads, cfg)
             state.step += 1
-            state.table_range = met
+            state.table_range = table_range
             state.outer_loss.append(float(outer_loss))
             state.grad_norm.append([float(torch.cat([g[t].reshape(-1) for g in grads.values()]).norm())
                                     for t in range(problem.n_types)])
