@@ -35,16 +35,27 @@ def kernel():
     from torch.utils import cpp_extension
 
     started = time.perf_counter()
+    vector = _vector_flags()
     try:
-        module = cpp_extension.load(name="ldnn_inner_loop", sources=[str(SOURCE)],
-                                    extra_cflags=["-O3", "-fopenmp", "-fno-math-errno"],
-                                    extra_ldflags=["-fopenmp"], verbose=False)
+        module = cpp_extension.load(
+            name="ldnn_inner_loop" + ("_avx2" if vector else ""), sources=[str(SOURCE)],
+            extra_cflags=["-O3", "-fopenmp", "-fno-math-errno"] + vector,
+            extra_ldflags=["-fopenmp"], verbose=False)
     except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
         raise RuntimeError(f"cannot build the compiled inner loop ({SOURCE.name}): it needs "
                            f"a C++ compiler (g++) and ninja; {str(error).splitlines()[0]}"
                            ) from error
     log.info("inner-loop kernel ready in %.1f s", time.perf_counter() - started)
     return module
+
+
+def _vector_flags() -> list[str]:
+    """AVX2 and FMA where PyTorch uses them on this CPU (its spline loops vectorise with
+    AVX2's gathers); such builds get their own name, so a cache shared with older CPUs
+    never hands them a binary they cannot run."""
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        return ["-mavx2", "-mfma"]
+    return []
 
 
 def supported(loss_kind: str, sizes: tuple[int, ...], hamiltonian: bool, base: str) -> bool:

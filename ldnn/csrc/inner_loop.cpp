@@ -26,6 +26,15 @@
 // always run on one thread, so their rounding does not depend on how many run at once.
 extern "C" int MKL_Set_Num_Threads_Local(int) __attribute__((weak));
 
+// BLAS matrix products, where PyTorch exports them (called directly: the products here are
+// small, so PyTorch's per-call dispatch would cost as much as the arithmetic).
+extern "C" void sgemm_(const char*, const char*, const int*, const int*, const int*,
+                       const float*, const float*, const int*, const float*, const int*,
+                       const float*, float*, const int*) __attribute__((weak));
+extern "C" void dgemm_(const char*, const char*, const int*, const int*, const int*,
+                       const double*, const double*, const int*, const double*, const int*,
+                       const double*, double*, const int*) __attribute__((weak));
+
 namespace {
 
 using at::Tensor;
@@ -41,6 +50,55 @@ void parallel_items(int64_t n, const F& f) {
   };
   if (n == 1 || at::in_parallel_region()) body(0, n);
   else at::parallel_for(0, n, 1, body);
+}
+
+template <typename scalar_t>
+auto blas_gemm();
+template <>
+auto blas_gemm<float>() { return sgemm_; }
+template <>
+auto blas_gemm<double>() { return dgemm_; }
+
+// A row-major matrix or a transposed view of one, as BLAS (column-major) sees its
+// transpose: operation and leading dimension; false if the strides are neither.
+bool blas_layout(const Tensor& m, char& op, int& ld) {
+  if (m.stride(1) == 1 && m.stride(0) >= std::max<int64_t>(1, m.size(1))) {
+    op = 'N', ld = m.stride(0);
+    return true;
+  }
+  if (m.stride(0) == 1 && m.stride(1) >= std::max<int64_t>(1, m.size(0))) {
+    op = 'T', ld = m.stride(1);
+    return true;
+  }
+  return false;
+}
+
+// out (m, n) = a (m, k) · b (k, n), or out += a · b with `accumulate`; out row-major.
+template <typename scalar_t>
+void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool accumulate = false) {
+  char op_a, op_b;
+  int ld_a, ld_b;
+  const auto gemm = blas_gemm<scalar_t>();
+  if (!gemm || out.stride(1) != 1 || !blas_layout(a, op_a, ld_a) || !blas_layout(b, op_b, ld_b)) {
+    if (accumulate) out.addmm_(a, b);
+    else at::mm_out(const_cast<Tensor&>(out), a, b);
+    return;
+  }
+  const int m = a.size(0), n = b.size(1), k = a.size(1), ld_out = std::max<int64_t>(1, out.stride(0));
+  const scalar_t one = 1, beta = accumulate ? 1 : 0;
+  // Row-major out = a b is column-major outᵀ = bᵀ aᵀ.
+  gemm(&op_b, &op_a, &n, &m, &k, &one, b.data_ptr<scalar_t>(), &ld_b, a.data_ptr<scalar_t>(),
+       &ld_a, &beta, out.data_ptr<scalar_t>(), &ld_out);
+}
+
+// out (m, n) = bias (n) + a (m, k) · b (k, n).
+template <typename scalar_t>
+void affine(const Tensor& bias, const Tensor& a, const Tensor& b, const Tensor& out) {
+  const int64_t m = out.size(0), n = out.size(1);
+  const auto* bp = bias.data_ptr<scalar_t>();
+  auto* op = out.data_ptr<scalar_t>();
+  for (int64_t i = 0; i < m; ++i) std::copy(bp, bp + n, op + i * out.stride(0));
+  matmul<scalar_t>(a, b, out, true);
 }
 
 constexpr int64_t CROSS_ENTROPY = 0, MSE = 1;
@@ -60,26 +118,17 @@ struct Blocks {
         b2(flat.narrow(0, s.H * s.D + s.H + s.O * s.H, s.O)) {}
 };
 
-// Replicate r's spline table; `locate` finds the row of x's cell in coef (type, cell)
-// and its local coordinate t, and clears `inside` for x outside the table or NaN (which
-// are then evaluated on the end cells).
+// Replicate r's spline table.
 template <typename scalar_t>
 struct Table {
   const scalar_t* coef;
   int64_t first, intervals, stride;
   double inverse_spacing;
 
-  inline const scalar_t* locate(scalar_t x, int64_t type, scalar_t& t, bool& inside) const {
-    const double position = static_cast<double>(x) * inverse_spacing - first;
-    int64_t cell;
-    if (position >= 0 && position < intervals) {
-      cell = static_cast<int64_t>(position);
-    } else {
-      inside = false;
-      cell = position >= intervals ? intervals - 1 : 0;
-    }
-    t = static_cast<scalar_t>(position - cell);
-    return coef + 4 * (type * stride + cell);
+  // Whether x lies in a cell.
+  inline bool inside(scalar_t x) const {
+    const double p = static_cast<double>(x) * inverse_spacing - first;
+    return (p >= 0) & (p < intervals);
   }
 };
 
@@ -165,14 +214,46 @@ Shape shape_of(const Inputs& in) {
   return s;
 }
 
-// f(i, h, type) for every hidden unit h of n rows (i = row · H + h), units in T equal
-// contiguous blocks of types.
-template <typename F>
-inline void for_each_unit(int64_t n, const Shape& s, const F& f) {
+// The activations of n rows of pre-activations z (n, H), hidden units in T equal blocks
+// of types: a = σ(z) + noise ν (H), slope = σ'(z) and, with `second`, curvature = σ''(z),
+// each unit's row in coef (type, cell) and local coordinate t. z outside the table or NaN
+// is evaluated on the nearest end cell; returns how many were outside. Written without
+// branches so that the inner loop vectorises (cells are 32-bit: their conversion from
+// double vectorises, and a table has < 2³¹ rows).
+template <bool second, typename scalar_t>
+int64_t evaluate_splines(const Table<scalar_t>& table, const Shape& s, int64_t n,
+                         const scalar_t* z, const scalar_t* noise, scalar_t* a, scalar_t* slope,
+                         scalar_t* curvature, int32_t* rows, scalar_t* ts) {
   const int64_t per_type = s.H / s.T;
-  for (int64_t b = 0; b < n; ++b)
-    for (int64_t type = 0, h = 0; type < s.T; ++type)
-      for (int64_t j = 0; j < per_type; ++j, ++h) f(b * s.H + h, h, type);
+  const double inverse = table.inverse_spacing, first = table.first;
+  const double cells = table.intervals, last = table.intervals - 1;
+  const scalar_t h1 = table.inverse_spacing, h2 = h1 * h1;
+  int64_t outside = 0;
+  for (int64_t b = 0; b < n; ++b) {
+    for (int64_t type = 0; type < s.T; ++type) {
+      const int64_t offset = b * s.H + type * per_type;
+      const int32_t row0 = type * table.stride;
+      const scalar_t* coef = table.coef + 4 * row0;
+#pragma GCC ivdep
+      for (int64_t j = 0; j < per_type; ++j) {
+        const int64_t i = offset + j;
+        const double p = z[i] * inverse - first;
+        const int32_t cell = std::min(p >= 0 ? p : 0.0, last);
+        const scalar_t t = p - cell;
+        const scalar_t c0 = coef[4 * cell], c1 = coef[4 * cell + 1];
+        const scalar_t c2 = coef[4 * cell + 2], c3 = coef[4 * cell + 3];
+        outside += (p >= 0) & (p < cells) ? 0 : 1;
+        a[i] = c0 + t * (c1 + t * (c2 + t * c3)) + noise[type * per_type + j];
+        slope[i] = (c1 + t * (2 * c2 + 3 * t * c3)) * h1;
+        if constexpr (second) {
+          curvature[i] = (2 * c2 + 6 * t * c3) * h2;
+          rows[i] = row0 + cell;
+          ts[i] = t;
+        }
+      }
+    }
+  }
+  return outside;
 }
 
 // One chunk of the batch: rows [begin, begin + n) of every mini-batch, with its buffers.
@@ -184,7 +265,7 @@ struct Chunk {
   Tensor xb, yb, z, a, slope, curvature, o, e, p, dz_bar, p_bar, s_bar, e_bar, o_bar, a_bar;
   Tensor partial;  // (P,): this chunk's share of g_k (forward) or of ∂F/∂θ (backward)
   Tensor grad_coef;  // (T·I, 4) double, backward only
-  std::vector<int64_t> rows;
+  std::vector<int32_t> rows;
   std::vector<scalar_t> ts;
   double loss = 0, low = std::numeric_limits<double>::infinity(), high = -low;
   bool finite = true;
@@ -211,6 +292,18 @@ struct Chunk {
     else gather_rows<scalar_t>(in.y, index + begin, n, yb);
   }
 
+  // Widens [low, high] to the values of z (m) outside the table; clears `finite` for NaN
+  // or infinity.
+  void note_outside(const Table<scalar_t>& table, const scalar_t* z, int64_t m) {
+    for (int64_t i = 0; i < m; ++i) {
+      if (table.inside(z[i])) continue;
+      const double zi = z[i];
+      finite = finite && std::isfinite(zi);
+      low = std::min(low, zi);
+      high = std::max(high, zi);
+    }
+  }
+
   const int64_t* labels(const Inputs& in) const {
     return in.kind == CROSS_ENTROPY ? yb.data_ptr<int64_t>() : nullptr;
   }
@@ -233,35 +326,24 @@ template <typename scalar_t>
 void forward_chunk(const Inputs& in, const Shape& s, const Table<scalar_t>& table, int64_t r,
                    int64_t k, const Blocks& th, Chunk<scalar_t>& ch, Tensor z) {
   ch.gather(in, in.batches[r][k].data_ptr<int64_t>());
-  at::addmm_out(z, th.b1, ch.xb, th.W1.t());
-  const scalar_t inverse_spacing = 1 / in.spacing;
+  affine<scalar_t>(th.b1, ch.xb, th.W1.t(), z);
   const auto* nu = in.noise[r][k].data_ptr<scalar_t>();
   const auto* zp = z.data_ptr<scalar_t>();
   auto *ap = ch.a.template data_ptr<scalar_t>(), *sp = ch.slope.template data_ptr<scalar_t>();
-  for_each_unit(ch.n, s, [&](int64_t i, int64_t h, int64_t type) {
-    scalar_t t;
-    bool inside = true;
-    const scalar_t* c = table.locate(zp[i], type, t, inside);
-    if (!inside) {
-      const double zi = zp[i];
-      ch.finite = ch.finite && std::isfinite(zi);
-      ch.low = std::min(ch.low, zi);
-      ch.high = std::max(ch.high, zi);
-    }
-    ap[i] = c[0] + t * (c[1] + t * (c[2] + t * c[3])) + nu[h];
-    sp[i] = (c[1] + t * (2 * c[2] + 3 * t * c[3])) * inverse_spacing;
-  });
-  at::addmm_out(ch.o, th.b2, ch.a, th.W2.t());
+  const int64_t outside = evaluate_splines<false, scalar_t>(table, s, ch.n, zp, nu, ap, sp, nullptr,
+                                                           nullptr, nullptr);
+  if (outside) ch.note_outside(table, zp, ch.n * s.H);
+  affine<scalar_t>(th.b2, ch.a, th.W2.t(), ch.o);
   ch.loss += loss_and_delta<scalar_t>(in.kind, ch.o.template data_ptr<scalar_t>(),
                                       ch.targets(in), ch.labels(in), ch.n, s.B, s.O,
                                       ch.e.template data_ptr<scalar_t>());
   Blocks gb(ch.partial, s);
-  at::mm_out(gb.W2, ch.e.t(), ch.a);
-  at::mm_out(ch.p, ch.e, th.W2);
+  matmul<scalar_t>(ch.e.t(), ch.a, gb.W2);
+  matmul<scalar_t>(ch.e, th.W2, ch.p);
   column_sums<scalar_t>(ch.e.template data_ptr<scalar_t>(), ch.n, s.O, gb.b2.data_ptr<scalar_t>());
   auto* pp = ch.p.template data_ptr<scalar_t>();  // becomes δz = (e W2) ⊙ σ'
   for (int64_t i = 0; i < ch.n * s.H; ++i) pp[i] *= sp[i];
-  at::mm_out(gb.W1, ch.p.t(), ch.xb);
+  matmul<scalar_t>(ch.p.t(), ch.xb, gb.W1);
   column_sums<scalar_t>(pp, ch.n, s.H, gb.b1.data_ptr<scalar_t>());
 }
 
@@ -330,22 +412,13 @@ void backward_chunk(const Inputs& in, const Shape& s, const Table<scalar_t>& tab
   const auto* nu = in.noise[r][k].data_ptr<scalar_t>();
   auto *ap = ch.a.template data_ptr<scalar_t>(), *sp = ch.slope.template data_ptr<scalar_t>();
   auto* cp = ch.curvature.template data_ptr<scalar_t>();
-  for_each_unit(ch.n, s, [&](int64_t i, int64_t h, int64_t type) {
-    scalar_t t;
-    bool inside = true;
-    const scalar_t* c = table.locate(zp[i], type, t, inside);
-    ch.rows[i] = (c - table.coef) / 4;
-    ch.ts[i] = t;
-    ap[i] = c[0] + t * (c[1] + t * (c[2] + t * c[3])) + nu[h];
-    sp[i] = (c[1] + t * (2 * c[2] + 3 * t * c[3])) * inverse_spacing;
-    cp[i] = (2 * c[2] + 6 * t * c[3]) * (inverse_spacing * inverse_spacing);
-  });
-  at::addmm_out(ch.o, th.b2, ch.a, th.W2.t());
+  evaluate_splines<true, scalar_t>(table, s, ch.n, zp, nu, ap, sp, cp, ch.rows.data(), ch.ts.data());
+  affine<scalar_t>(th.b2, ch.a, th.W2.t(), ch.o);
   const auto* yl = ch.labels(in);
   loss_and_delta<scalar_t>(in.kind, ch.o.template data_ptr<scalar_t>(), ch.targets(in), yl,
                            ch.n, s.B, s.O, ch.e.template data_ptr<scalar_t>());
-  at::mm_out(ch.p, ch.e, th.W2);
-  at::addmm_out(ch.dz_bar, dir.b1, ch.xb, dir.W1.t());
+  matmul<scalar_t>(ch.e, th.W2, ch.p);
+  affine<scalar_t>(dir.b1, ch.xb, dir.W1.t(), ch.dz_bar);
   {
     const auto* dp = ch.dz_bar.template data_ptr<scalar_t>();
     const auto* pp = ch.p.template data_ptr<scalar_t>();
@@ -357,10 +430,10 @@ void backward_chunk(const Inputs& in, const Shape& s, const Table<scalar_t>& tab
     }
   }
   Blocks tb(ch.partial, s);
-  at::mm_out(ch.e_bar, ch.p_bar, th.W2.t());
-  ch.e_bar.addmm_(ch.a, dir.W2.t());
-  at::mm_out(tb.W2, ch.e.t(), ch.p_bar);
-  at::mm_out(ch.a_bar, ch.e, dir.W2);
+  matmul<scalar_t>(ch.p_bar, th.W2.t(), ch.e_bar);
+  matmul<scalar_t>(ch.a, dir.W2.t(), ch.e_bar, true);
+  matmul<scalar_t>(ch.e.t(), ch.p_bar, tb.W2);
+  matmul<scalar_t>(ch.e, dir.W2, ch.a_bar);
   {
     // ē += ḡ_b2, then ō = ∇²L(o) ē + w_k e.
     const auto* ep = ch.e.template data_ptr<scalar_t>();
@@ -385,8 +458,8 @@ void backward_chunk(const Inputs& in, const Shape& s, const Table<scalar_t>& tab
     }
     column_sums<scalar_t>(obp, ch.n, s.O, tb.b2.data_ptr<scalar_t>());
   }
-  ch.a_bar.addmm_(ch.o_bar, th.W2);
-  tb.W2.addmm_(ch.o_bar.t(), ch.a);
+  matmul<scalar_t>(ch.o_bar, th.W2, ch.a_bar, true);
+  matmul<scalar_t>(ch.o_bar.t(), ch.a, tb.W2, true);
   auto* abp = ch.a_bar.template data_ptr<scalar_t>();  // becomes z̄
   const auto* sbp = ch.s_bar.template data_ptr<scalar_t>();
   auto* gc = ch.grad_coef.template data_ptr<double>();
@@ -400,7 +473,7 @@ void backward_chunk(const Inputs& in, const Shape& s, const Table<scalar_t>& tab
     g[3] += (value_bar * t + 3 * slope_term) * t * t;
     abp[i] = value_bar * sp[i] + slope_bar * cp[i];
   }
-  at::mm_out(tb.W1, ch.a_bar.t(), ch.xb);
+  matmul<scalar_t>(ch.a_bar.t(), ch.xb, tb.W1);
   column_sums<scalar_t>(abp, ch.n, s.H, tb.b1.data_ptr<scalar_t>());
 }
 
