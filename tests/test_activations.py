@@ -342,6 +342,28 @@ def test_subnetwork_slope_is_the_autograd_derivative():
     torch.testing.assert_close(slope, derivative, rtol=0, atol=1e-13)
 
 
+def test_subnetwork_at_nodes_matches_closed_form_and_its_gradient():
+    from ldnn.activations import subnetwork_and_slope, subnetwork_at_nodes
+
+    names = ("w1", "b1", "w2", "b2")
+    params = init_subnetworks(2, 7, torch.Generator().manual_seed(5), torch.float64)
+    nodes = torch.linspace(-4, 4, 33, dtype=torch.float64).expand(2, -1)
+    leaves = [params[k].clone().requires_grad_() for k in names]
+    weights = torch.randn(2, 2, 33, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+
+    def weighted(outputs):
+        return sum((w * o).sum() for w, o in zip(weights, outputs))
+
+    fast = subnetwork_at_nodes(dict(zip(names, leaves)), nodes)
+    closed = subnetwork_and_slope(dict(zip(names, leaves)), nodes)
+    for a, b in zip(fast, closed):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-13)
+    torch.testing.assert_close(torch.autograd.grad(weighted(fast), leaves),
+                               torch.autograd.grad(weighted(closed), leaves), rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda *p: subnetwork_at_nodes(dict(zip(names, p)), nodes),
+                                    tuple(leaves))
+
+
 def test_spline_activations_converge_at_fourth_and_third_order():
     params = init_subnetworks(2, 50, torch.Generator().manual_seed(1), torch.float64)
     x = (torch.randn(200, 2, 50, generator=torch.Generator().manual_seed(2),
