@@ -25,6 +25,7 @@ import pandas as pd
 
 from ldnn.analysis.statistics import (INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, bootstrap_ci,
                                       cliffs_delta, holm, mann_whitney_p, superiority, verdict)
+from ldnn.baselines import BASELINE
 from ldnn.config import ClaimsConfig
 
 log = logging.getLogger("ldnn")
@@ -79,8 +80,8 @@ PAPER = (
 
 GROUP_COLUMNS = ("n", "diverged", "median", "median_low", "median_high", "mean", "mean_low",
                  "mean_high")
-COLUMNS = (["claim", "figure", "metric", "direction", "width", "study_a", "group_a", "study_b",
-            "group_b"] + [f"{c}_{g}" for g in "ab" for c in GROUP_COLUMNS]
+COLUMNS = (["claim", "figure", "protocol", "metric", "direction", "width", "study_a", "group_a",
+            "study_b", "group_b"] + [f"{c}_{g}" for g in "ab" for c in GROUP_COLUMNS]
            + ["superiority", "cliffs_delta", "p", "p_holm", "verdict"])
 
 
@@ -123,10 +124,16 @@ def _group(table: pd.DataFrame, arm: str, width: Any, metric: str) -> tuple[np.n
     return values[kept], int((~kept).sum())
 
 
+def _protocols(a_table: pd.DataFrame, b_table: pd.DataFrame) -> list[str]:
+    """The training protocols both tables have networks of (not the baselines)."""
+    return [p for p in dict.fromkeys(a_table.protocol)
+            if p != BASELINE and p in set(b_table.protocol)]
+
+
 def _widths(*frames: pd.DataFrame) -> list:
     if not all("width" in f for f in frames):
         return [None]
-    return sorted(set.intersection(*(set(f.width.unique()) for f in frames)))
+    return sorted(int(w) for w in set.intersection(*(set(f.width.unique()) for f in frames)))
 
 
 def _pairs(family: Family, sources: dict, a_table: pd.DataFrame, b_table: pd.DataFrame,
@@ -167,19 +174,23 @@ def comparisons(tables: dict[str, pd.DataFrame], sources: dict[str, Any],
             log.info("claims: %s %r skipped, no table of %s with %s", family.figure,
                      family.words, study_a if a_table is None else study_b, family.metric)
             continue
-        widths = _widths(a_table, b_table)
-        for width in widths:
-            for a, b in _pairs(family, sources, a_table, b_table, width):
-                claim = family.words.format(a=a, b=b)
-                if len(widths) > 1:
-                    claim += f", width {width}"
-                values_a, diverged_a = _group(a_table, a, width, family.metric)
-                values_b, diverged_b = _group(b_table, b, width, family.metric)
-                yield {"claim": claim, "figure": family.figure, "metric": family.metric,
-                       "direction": family.direction, "width": width, "study_a": study_a,
-                       "group_a": a, "study_b": study_b, "group_b": b,
-                       "values_a": values_a, "values_b": values_b,
-                       "diverged_a": diverged_a, "diverged_b": diverged_b}
+        for protocol in _protocols(a_table, b_table):
+            a_rows = a_table[a_table.protocol == protocol]
+            b_rows = b_table[b_table.protocol == protocol]
+            widths = _widths(a_rows, b_rows)
+            for width in widths:
+                for a, b in _pairs(family, sources, a_rows, b_rows, width):
+                    claim = family.words.format(a=a, b=b)
+                    if len(widths) > 1:
+                        claim += f", width {width}"
+                    values_a, diverged_a = _group(a_rows, a, width, family.metric)
+                    values_b, diverged_b = _group(b_rows, b, width, family.metric)
+                    yield {"claim": claim, "figure": family.figure, "protocol": protocol,
+                           "metric": family.metric, "direction": family.direction,
+                           "width": width, "study_a": study_a, "group_a": a,
+                           "study_b": study_b, "group_b": b, "values_a": values_a,
+                           "values_b": values_b, "diverged_a": diverged_a,
+                           "diverged_b": diverged_b}
 
 
 def _describe(values: np.ndarray, settings: ClaimsConfig) -> dict[str, float]:
@@ -246,14 +257,14 @@ def markdown(frame: pd.DataFrame, alpha: float) -> str:
         "δ = P(a > b) − P(a < b) over all pairs of seeds (Cliff's delta). Medians with "
         "percentile-bootstrap 95 % intervals; diverged seeds are left out and counted.",
         "",
-        "| figure | claim | n a, b (diverged) | median a [95 % CI] | median b [95 % CI] "
-        "| mean a | mean b | δ | p | p Holm | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| figure | claim | protocol | n a, b (diverged) | median a [95 % CI] "
+        "| median b [95 % CI] | mean a | mean b | δ | p | p Holm | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in frame.itertuples():
         verdict_text = f"**{row.verdict}**" if row.verdict == REPRODUCED else row.verdict
         lines.append(
-            f"| {row.figure} | {row.claim} | {row.n_a}, {row.n_b} "
+            f"| {row.figure} | {row.claim} | {row.protocol} | {row.n_a}, {row.n_b} "
             f"({row.diverged_a}, {row.diverged_b}) "
             f"| {_with_interval(row.median_a, row.median_low_a, row.median_high_a)} "
             f"| {_with_interval(row.median_b, row.median_low_b, row.median_high_b)} "

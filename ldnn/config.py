@@ -58,15 +58,29 @@ class MetaConfig:
     replicates: int
 
 
+PROTOCOLS = ("paper", "converged")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Frozen-activation training: SGD with momentum, shuffled batches."""
+    """Frozen-activation training under one protocol: SGD with momentum or Adam, constant
+    or cosine-decaying learning rate, shuffled batches, at most `epochs` epochs. With
+    `validation` > 0 the last rows of the training set are held out, and a seed stops
+    after `patience` epochs without a relative improvement of its validation loss by
+    `min_improvement`, keeping its best-validation parameters."""
+    protocol: str
+    optimizer: str
     lr: float
     momentum: float
-    batch_size: int
+    schedule: str
     epochs: int
+    validation: float
+    patience: int
+    min_improvement: float
+    batch_size: int
     seed: int
     forecast_horizon: float
+    unconverged_change: float
 
 
 @dataclass(frozen=True)
@@ -157,8 +171,22 @@ def _schema_order(node: Any, schema: dict) -> None:
 
 
 def study_settings(config: dict, study: str, section: str) -> dict:
-    """A top-level section (metalearn or train) with the study's own changes applied."""
-    return {**config[section], **config["studies"][study].get(section, {})}
+    """A top-level section (metalearn or train) with the study's own changes applied; a
+    change inside a nested section (a training protocol) keeps its other keys."""
+    merged = copy.deepcopy(config[section])
+    for key, value in config["studies"][study].get(section, {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def protocol_settings(config: dict, study: str, protocol: str) -> dict:
+    """The flat TrainConfig values of one training protocol of a study."""
+    train = study_settings(config, study, "train")
+    shared = {k: v for k, v in train.items() if k not in PROTOCOLS and k != "protocols"}
+    return {"protocol": protocol, **train[protocol], **shared}
 
 
 def _check_schema(instance: Any, schema: dict, where: list) -> None:
@@ -219,6 +247,7 @@ def _check_relations(config: dict) -> None:
                     raise ConfigError(f"config key '{where}.{key}': hidden width {width} is "
                                       f"not divisible by n_types = {study['n_types']}")
         _check_forecast_horizon(config, name)
+        _check_protocols(config, name)
         allowed = arm_names(study["n_types"])
         for arm in study["arms"]:
             if arm not in allowed:
@@ -249,6 +278,9 @@ def _check_hessian(config: dict) -> None:
         if arm not in study["arms"]:
             raise ConfigError(f"config key 'hessian.arms': arm {arm!r} is not trained in "
                               f"study {settings['study']!r}")
+    if settings["protocol"] not in study_settings(config, settings["study"], "train")["protocols"]:
+        raise ConfigError(f"config key 'hessian.protocol': study {settings['study']!r} does "
+                          f"not train under protocol {settings['protocol']!r}")
 
 
 def _check_pendulum(pendulum: dict) -> None:
@@ -267,6 +299,21 @@ def _check_pendulum(pendulum: dict) -> None:
     if order >= window:
         raise ConfigError(f"config key 'pendulum.savgol.order': {order} is not below the "
                           f"window {window}")
+
+
+def _check_protocols(config: dict, name: str) -> None:
+    """Early stopping needs a validation split and a patience, each with the other."""
+    train = study_settings(config, name, "train")
+    for protocol in PROTOCOLS:
+        settings = train[protocol]
+        key = (f"studies.{name}.train.{protocol}" if protocol in
+               config["studies"][name].get("train", {}) else f"train.{protocol}")
+        if settings["validation"] > 0 and settings["patience"] < 1:
+            raise ConfigError(f"config key '{key}.patience': {settings['patience']} is not a "
+                              "positive number of epochs, and validation > 0 needs one")
+        if settings["patience"] > 0 and not settings["validation"] > 0:
+            raise ConfigError(f"config key '{key}.validation': early stopping (patience "
+                              f"{settings['patience']}) needs a validation fraction above 0")
 
 
 def _check_forecast_horizon(config: dict, name: str) -> None:

@@ -19,6 +19,7 @@ import torch
 from ldnn import seeding, tasks
 from ldnn.activations import (arm_activation, learned_slopes, load_table, save_table,
                               tabulate_learned)
+from ldnn.baselines import BASELINE
 from ldnn.config import ActivationConfig, ClaimsConfig, MetaConfig, TrainConfig, parse
 from ldnn.io import atomic_path, write_csv, write_npz
 from ldnn.metalearn import MetaProblem, load_params, meta_learn, save_result
@@ -98,20 +99,36 @@ def _arm(task: str, activations: str | Path, arm: str):
 def train_block(data: str | Path, activations: str | Path, task: str, depth: int, train: dict,
                 arm: str, width: int, seeds: Sequence[int], out: str | Path,
                 out_params: str | Path) -> None:
-    """Frozen training of one (arm, width) for a block of seeds: a tidy table, one row per
-    seed, and the trained parameters stacked over the seeds (.pt)."""
+    """Frozen training of one (arm, width) for a block of seeds under one protocol (`train`:
+    a TrainConfig's values): a tidy table, one row per seed, and the trained parameters
+    stacked over the seeds (.pt)."""
     spec = tasks.get(task)
     activation, n_types = _arm(task, activations, arm)
-    log.info("training %s arm %s width %d, seeds %s", task, arm, width, list(seeds))
-    sizes = layer_sizes(spec.n_in, width, depth, spec.n_out)
     cfg, task_data = parse(TrainConfig, train, "train"), tasks.TaskData.load(data)
-    params, diverged = fit_seeds(spec, task_data, sizes, activation, n_types, cfg, seeds)
-    result = evaluate(spec, task_data, params, activation, n_types, cfg, diverged)
-    table = pd.DataFrame({"task": task, "arm": arm, "width": width, "seed": list(seeds)}
-                         | {k: v.numpy() for k, v in result.items()})
-    log.info("diverged: %d of %d", int(table.diverged.sum()), len(table))
+    log.info("training %s arm %s width %d under protocol %s (%s, %d epochs at most), seeds %s",
+             task, arm, width, cfg.protocol, cfg.optimizer, cfg.epochs, list(seeds))
+    sizes = layer_sizes(spec.n_in, width, depth, spec.n_out)
+    fit = fit_seeds(spec, task_data, sizes, activation, n_types, cfg, seeds)
+    result = evaluate(spec, task_data, fit, activation, n_types, cfg)
+    table = pd.DataFrame({"task": task, "protocol": cfg.protocol, "arm": arm, "width": width,
+                          "seed": list(seeds)} | {k: v.numpy() for k, v in result.items()})
+    log.info("diverged: %d, unconverged: %d of %d; epochs run: median %d", int(table.diverged.sum()),
+             int(table.unconverged.sum()), len(table), int(table.epochs_run.median()))
     with atomic_path(out_params) as tmp:
-        torch.save({"params": params, "seeds": list(seeds), "sizes": sizes}, tmp)
+        torch.save({"params": fit.params, "seeds": list(seeds), "sizes": sizes}, tmp)
+    write_csv(table, out)
+
+
+def baselines(data: str | Path, task: str, forecast_horizon: float, out: str | Path) -> None:
+    """The reference baselines of a study's task (ldnn.baselines), one row each, in the
+    columns of the trained networks' table (protocol "baseline")."""
+    from ldnn import baselines as reference
+
+    spec = tasks.get(task)
+    rows = reference.rows(spec, tasks.TaskData.load(data, torch.float64), forecast_horizon)
+    table = pd.DataFrame([{"task": task, "protocol": BASELINE, **row, "diverged": False}
+                          for row in rows])
+    log.info("baselines of %s:\n%s", task, table.to_string(index=False))
     write_csv(table, out)
 
 
@@ -138,7 +155,8 @@ def hessian(data: str | Path, activations: str | Path, task: str, arm: str,
                                      max_probes=settings["max_probes"])
             nodes, weights = slq(hvp, n, settings["slq_probes"], settings["lanczos_steps"],
                                  generator)
-            rows.append({"task": task, "arm": arm, "seed": seed, "trace": trace.trace,
+            rows.append({"task": task, "protocol": settings["protocol"], "arm": arm,
+                         "seed": seed, "trace": trace.trace,
                          "trace_standard_error": trace.standard_error, "probes": trace.probes,
                          "smallest": float(nodes.min()), "largest": float(nodes.max()),
                          "fraction_small": fraction_below(nodes, weights,
@@ -151,11 +169,18 @@ def hessian(data: str | Path, activations: str | Path, task: str, arm: str,
     write_csv(pd.DataFrame(rows), out_table)
 
 
-def gather(tables: Sequence[str | Path], study: str, out: str | Path) -> None:
-    """Concatenate seed-block tables into the study's tidy table, sorted by arm, width, seed."""
-    frame = pd.concat([pd.read_csv(t) for t in tables], ignore_index=True)
+def gather(tables: Sequence[str | Path], baselines: str | Path, study: str,
+           out: str | Path) -> None:
+    """The study's tidy table: the seed-block tables of every protocol and the baselines'
+    rows, sorted by protocol, arm, width, seed; for regression, every row's test MSE
+    relative to the affine least-squares fit's (affine_ratio)."""
+    frame = pd.concat([pd.read_csv(t) for t in tables] + [pd.read_csv(baselines)],
+                      ignore_index=True)
     frame.insert(0, "study", study)
-    write_csv(frame.sort_values(["arm", "width", "seed"], kind="stable"), out)
+    if "test_loss" in frame and "test_accuracy" not in frame:
+        affine = frame.test_loss[(frame.protocol == BASELINE) & (frame.arm == "affine")]
+        frame["affine_ratio"] = frame.test_loss / float(affine.iloc[0])
+    write_csv(frame.sort_values(["protocol", "arm", "width", "seed"], kind="stable"), out)
 
 
 def seed_blocks(seeds: int, block: int) -> list[tuple[int, int]]:
@@ -216,58 +241,78 @@ def pendulum_angles(markers: str | Path, settings: dict, out: str | Path,
     write_csv(result, out)
 
 
-def fig3(history: str | Path, results: str | Path, figure: dict, out: Sequence[str | Path]) -> None:
-    """Fig. 3 from the meta-learning history and the study's result table."""
-    from ldnn.plotting import fig3 as plot
+def protocol_paths(protocols: Sequence[str], png: Sequence[str],
+                   pdf: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """A figure's files (PNG, PDF) by training protocol."""
+    return dict(zip(protocols, zip(png, pdf), strict=True))
+
+
+def _by_protocol(results: pd.DataFrame, protocol: str) -> pd.DataFrame:
+    """One protocol's rows of a study's table, and its baselines' rows."""
+    return results[results.protocol.isin([protocol, BASELINE])]
+
+
+def _per_protocol(draw, results: Sequence[pd.DataFrame], out: dict, dpi: int) -> None:
+    """draw(*tables) with each table restricted to one protocol, saved to its files."""
     from ldnn.plotting.style import save
+
+    for protocol, paths in out.items():
+        log.info("%s protocol: %s", protocol, ", ".join(map(str, paths)))
+        save(draw(*(_by_protocol(r, protocol) for r in results)), paths, dpi)
+
+
+def fig3(history: str | Path, results: str | Path, figure: dict, out: dict) -> None:
+    """Fig. 3 from the meta-learning history and the study's result table, one per
+    protocol (`out`: protocol → paths)."""
+    from ldnn.plotting import fig3 as plot
     from ldnn.tasks import mnist1d
 
-    fig = plot.draw(mnist1d.construction(figure["digit"], seed=0), _history(history),
-                    pd.read_csv(results), figure["arms"], figure["curves"])
-    save(fig, out, figure["dpi"])
+    construction, trajectory = mnist1d.construction(figure["digit"], seed=0), _history(history)
+    _per_protocol(lambda r: plot.draw(construction, trajectory, r, figure["arms"],
+                                      figure["curves"]),
+                  [pd.read_csv(results)], out, figure["dpi"])
 
 
-def fig5(history: str | Path, results: str | Path, figure: dict, mu: float,
-         out: Sequence[str | Path]) -> None:
-    """Fig. 5 from the meta-learning history and the study's result table."""
+def fig5(history: str | Path, results: str | Path, figure: dict, mu: float, out: dict) -> None:
+    """Fig. 5 from the meta-learning history and the study's result table, one per protocol."""
     from ldnn.physics import van_der_pol
     from ldnn.physics.integrators import accurate
     from ldnn.plotting import fig5 as plot
-    from ldnn.plotting.style import save
 
     period = van_der_pol.limit_cycle_period(mu)
     times = np.linspace(0.0, figure["periods"] * period, 2000)
     orbit = accurate(lambda s: van_der_pol.field(s, mu), np.array([0.5, 0.0]), times)
-    fig = plot.draw(times, orbit, _history(history), pd.read_csv(results), figure["arms"],
-                    figure["curves"])
-    save(fig, out, figure["dpi"])
+    trajectory = _history(history)
+    _per_protocol(lambda r: plot.draw(times, orbit, trajectory, r, figure["arms"],
+                                      figure["curves"]),
+                  [pd.read_csv(results)], out, figure["dpi"])
 
 
 def fig6(nn_history: str | Path, hnn_history: str | Path, nn_results: str | Path,
-         hnn_results: str | Path, figure: dict, out: Sequence[str | Path]) -> None:
-    """Fig. 6 from the NN and HNN meta-learning histories and result tables."""
+         hnn_results: str | Path, figure: dict, out: dict) -> None:
+    """Fig. 6 from the NN and HNN meta-learning histories and result tables, one per
+    protocol."""
     from ldnn.physics import henon_heiles
     from ldnn.physics.integrators import accurate
     from ldnn.plotting import fig6 as plot
-    from ldnn.plotting.style import save
 
     times = np.linspace(0.0, figure["duration"], 20 * int(np.ceil(figure["duration"])) + 1)
     rng = np.random.default_rng(0)
     orbits = [accurate(henon_heiles.field, henon_heiles.sample_energy_shell(e, 1, rng)[0], times)
               for e in figure["energies"]]
-    fig = plot.draw(times, orbits, figure["energies"],
-                    {"NN": _history(nn_history), "HNN": _history(hnn_history)},
-                    {"NN": pd.read_csv(nn_results), "HNN": pd.read_csv(hnn_results)},
-                    figure["arms"], figure["curves"])
-    save(fig, out, figure["dpi"])
+    histories = {"NN": _history(nn_history), "HNN": _history(hnn_history)}
+    _per_protocol(lambda nn, hnn: plot.draw(times, orbits, figure["energies"], histories,
+                                            {"NN": nn, "HNN": hnn}, figure["arms"],
+                                            figure["curves"]),
+                  [pd.read_csv(nn_results), pd.read_csv(hnn_results)], out, figure["dpi"])
 
 
 def fig7(markers: str | Path, angles: str | Path, results: str | Path, figure: dict,
-         out: Sequence[str | Path], video: str | Path | None = None) -> None:
-    """Fig. 7 from the markers, the angles, the study's result table and (if any) the video."""
+         out: dict, video: str | Path | None = None) -> None:
+    """Fig. 7 from the markers, the angles, the study's result table and (if any) the video,
+    one per protocol."""
     from ldnn.pendulum.video import read_video
     from ldnn.plotting import fig7 as plot
-    from ldnn.plotting.style import save
 
     frame = None
     if video:
@@ -275,23 +320,24 @@ def fig7(markers: str | Path, angles: str | Path, results: str | Path, figure: d
         for index, frame in enumerate(frames):
             if index == figure["frame"]:
                 break
-    fig = plot.draw(frame, figure["frame"], pd.read_csv(markers), pd.read_csv(angles),
-                    pd.read_csv(results), figure["arms"])
-    save(fig, out, figure["dpi"])
+    markers_table, angles_table = pd.read_csv(markers), pd.read_csv(angles)
+    _per_protocol(lambda r: plot.draw(frame, figure["frame"], markers_table, angles_table, r,
+                                      figure["arms"]),
+                  [pd.read_csv(results)], out, figure["dpi"])
 
 
-def fig4(results: str | Path, figure: dict, out: Sequence[str | Path]) -> None:
+def fig4(results: str | Path, figure: dict, out: dict) -> None:
     from ldnn.plotting import fig4 as plot
-    from ldnn.plotting.style import save
 
-    save(plot.draw(pd.read_csv(results), figure["arms"]), out, figure["dpi"])
+    _per_protocol(lambda r: plot.draw(r, figure["arms"]), [pd.read_csv(results)], out,
+                  figure["dpi"])
 
 
-def fig8(results: str | Path, figure: dict, out: Sequence[str | Path]) -> None:
+def fig8(results: str | Path, figure: dict, out: dict) -> None:
     from ldnn.plotting import fig8 as plot
-    from ldnn.plotting.style import save
 
-    save(plot.draw(pd.read_csv(results), figure["arms"]), out, figure["dpi"])
+    _per_protocol(lambda r: plot.draw(r, figure["arms"]), [pd.read_csv(results)], out,
+                  figure["dpi"])
 
 
 def fig9(figure: dict, out: Sequence[str | Path]) -> None:

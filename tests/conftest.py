@@ -61,8 +61,10 @@ BASE_META = MetaConfig(meta_gradient="unrolled", spline_spacing=0, outer_steps=4
                        inner_epochs=2, batch_size=20, noise=0.1, snapshot_every=2,
                        checkpoint_every=2, seed=0, replicates=1)
 
-BASE_TRAIN = TrainConfig(lr=0.05, momentum=0.8, batch_size=20, epochs=3, seed=0,
-                         forecast_horizon=1.0)
+BASE_TRAIN = TrainConfig(protocol="paper", optimizer="sgd", lr=0.05, momentum=0.8,
+                         schedule="constant", epochs=3, validation=0, patience=0,
+                         min_improvement=0, batch_size=20, seed=0, forecast_horizon=1.0,
+                         unconverged_change=0.01)
 
 
 @pytest.fixture

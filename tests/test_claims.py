@@ -39,7 +39,8 @@ def study_table(study: str, means: dict[str, float], metric: str, widths=(100,),
             values = rng.normal(mean, 1.0, SEEDS)
             flagged = np.arange(SEEDS) < (diverged or {}).get(arm, 0)
             values[flagged] = np.nan
-            frames.append(pd.DataFrame({"study": study, "arm": arm, "width": width,
+            frames.append(pd.DataFrame({"study": study, "protocol": "paper", "arm": arm,
+                                        "width": width,
                                         "seed": np.arange(SEEDS), metric: values,
                                         "diverged": flagged}))
     return pd.concat(frames, ignore_index=True)
@@ -200,3 +201,21 @@ def test_claims_target_plans_the_tables_the_config_names_and_no_figure(tmp_path)
     assert f"{tmp_path}/mnist1d_sin/hessian.csv" in ", ".join(outputs).split(", ")
     assert not [line for line in outputs if re.search(r"fig\d\.png", line)]
     assert not any(tmp_path.iterdir())
+
+
+def test_each_protocol_is_tested_apart_and_baselines_never(config, tables):
+    key = f"{config['figures']['fig3']['study']}/results.csv"
+    paper = tables[key]
+    converged = paper.assign(protocol="converged", test_accuracy=paper.test_accuracy[::-1].values)
+    baseline = pd.DataFrame({"study": paper.study.iloc[0], "protocol": ["baseline"],
+                             "arm": ["logistic"], "width": [np.nan], "seed": [0],
+                             "test_accuracy": [-100.0], "diverged": [False]})
+    tables[key] = pd.concat([paper, converged, baseline], ignore_index=True)
+    frame = claims.evaluate(tables, claims.sources(config), SETTINGS)
+    fig3 = frame[frame.figure == "Fig. 3"]
+    assert set(fig3.protocol) == {"paper", "converged"}
+    assert "logistic" not in set(fig3.group_b)
+    # The converged rows are the paper's values reversed: other verdicts, one Holm family.
+    by_protocol = fig3.groupby("protocol").verdict.apply(tuple)
+    assert by_protocol["paper"] != by_protocol["converged"]
+    assert np.allclose(frame.p_holm, claims.holm(frame.p.to_numpy()), equal_nan=True)

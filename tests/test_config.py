@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from ldnn.config import (ActivationConfig, ConfigError, MetaConfig, StudyConfig, TrainConfig,
-                         arm_names, parse, study_settings, validate)
+                         arm_names, parse, protocol_settings, study_settings, validate)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config.yaml"
@@ -35,7 +35,9 @@ def test_shipped_config_validates(shipped, schema):
     # Every section builds its dataclass: schema and dataclasses name the same keys.
     parse(ActivationConfig, config["activation"], "activation")
     parse(MetaConfig, config["metalearn"], "metalearn")
-    parse(TrainConfig, config["train"], "train")
+    for name in config["studies"]:
+        for protocol in config["train"]["protocols"]:
+            parse(TrainConfig, protocol_settings(config, name, protocol), "train")
     for name, study in config["studies"].items():
         parsed = parse(StudyConfig, study, f"studies.{name}")
         assert isinstance(parsed.widths, tuple) and isinstance(parsed.arms, tuple)
@@ -77,8 +79,8 @@ def test_numeric_string_from_command_line_is_read_as_yaml(shipped, schema):
 
 def test_exponent_without_dot_is_a_number(shipped, schema):
     config = copy.deepcopy(shipped)
-    config["train"] = yaml.safe_load("{lr: 1e-3}")
-    assert validate(config, schema)["train"]["lr"] == pytest.approx(1e-3)
+    config["train"] = yaml.safe_load("{converged: {lr: 1e-3}}")
+    assert validate(config, schema)["train"]["converged"]["lr"] == pytest.approx(1e-3)
 
 
 def set_key(path: str, value):
@@ -107,8 +109,25 @@ INVALID = [
     ("zero outer_steps", set_key("metalearn.outer_steps", 0), "metalearn.outer_steps"),
     ("word for an int", set_key("metalearn.outer_steps", "many"), "metalearn.outer_steps"),
     ("float for an int", set_key("metalearn.inner_epochs", 2.5), "metalearn.inner_epochs"),
-    ("bool for an int", set_key("train.epochs", True), "train.epochs"),
-    ("word for a number", set_key("train.lr", "fast"), "train.lr"),
+    ("bool for an int", set_key("train.paper.epochs", True), "train.paper.epochs"),
+    ("word for a number", set_key("train.paper.lr", "fast"), "train.paper.lr"),
+    ("zero epoch cap", set_key("train.converged.epochs", 0), "train.converged.epochs"),
+    ("negative patience", set_key("train.converged.patience", -5), "train.converged.patience"),
+    ("zero patience with validation", set_key("train.converged.patience", 0),
+     "train.converged.patience"),
+    ("patience without validation", set_key("train.converged.validation", 0),
+     "train.converged.validation"),
+    ("criterion not a number", set_key("train.converged.min_improvement", "some"),
+     "train.converged.min_improvement"),
+    ("unconverged criterion of 0", set_key("train.unconverged_change", 0),
+     "train.unconverged_change"),
+    ("unknown optimiser", set_key("train.converged.optimizer", "lion"),
+     "train.converged.optimizer"),
+    ("unknown protocol", set_key("train.protocols", ["paper", "longer"]), "train.protocols.1"),
+    ("hessian of a protocol not run",
+     lambda c: (set_key("train.protocols", ["paper"])(c), set_key("hessian.protocol",
+                                                                   "converged")(c)),
+     "hessian.protocol"),
     ("unknown metalearn key", set_key("metalearn.bogus", 1), "metalearn.bogus"),
     ("unknown top-level key", set_key("bogus", 1), "bogus"),
     ("unknown study key", set_key(f"{S}.bogus", 1), f"{S}.bogus"),
@@ -181,8 +200,10 @@ def test_config_error_is_a_value_error():
 # --------------------------------------------------------------------------- parse
 
 
-TRAIN = {"lr": 0.1, "momentum": 0.9, "batch_size": 10, "epochs": 2, "seed": 0,
-         "forecast_horizon": 1.0}
+TRAIN = {"protocol": "paper", "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
+         "schedule": "constant", "epochs": 2, "validation": 0, "patience": 0,
+         "min_improvement": 0, "batch_size": 10, "seed": 0, "forecast_horizon": 1.0,
+         "unconverged_change": 0.01}
 
 
 def test_parse_builds_frozen_dataclass():
@@ -223,10 +244,11 @@ def test_study_changes_apply_on_top_of_the_sections(shipped, schema):
     from ldnn.config import study_settings
 
     config = copy.deepcopy(shipped)
-    config["studies"][STUDY]["train"] = {"epochs": "7"}
+    config["studies"][STUDY]["train"] = {"converged": {"epochs": "7"}}
     validate(config, schema)
-    merged = study_settings(config, STUDY, "train")
-    assert merged["epochs"] == 7 and merged["lr"] == config["train"]["lr"]
+    merged = protocol_settings(config, STUDY, "converged")
+    assert merged["epochs"] == 7 and merged["lr"] == config["train"]["converged"]["lr"]
+    assert merged["protocol"] == "converged" and "protocols" not in merged
     assert study_settings(config, STUDY, "metalearn") == config["metalearn"]
 
 

@@ -69,3 +69,37 @@ def test_exploding_rollout_is_infinite_not_nan():
 def test_horizon_outside_the_trajectories_is_refused(horizon):
     with pytest.raises(ValueError, match="forecast horizon"):
         horizon_steps(torch.linspace(0, 4, 401), horizon)
+
+
+ENERGY_RTOL = 1e-12          # Euler's exact energy growth, float64
+RK4_DRIFT = 1e-9             # RK4 with dt = 0.01 keeps the oscillator's energy to ~dt⁴ per unit
+
+
+def oscillator_energy(state):
+    return 0.5 * (state[..., 0] ** 2 + state[..., 1] ** 2)
+
+
+def test_energy_drift_of_euler_on_the_oscillator_is_its_known_growth():
+    """Euler's step multiplies q² + p² by 1 + dt² exactly, so after n steps the relative
+    energy error is (1 + dt²)ⁿ − 1 for every start; RK4 keeps it near 0."""
+    from ldnn.forecast import energy_drift
+
+    times = np.linspace(0, 4, 401)
+    trajectories = circles(STARTS, times)
+    dt, n = 0.01, 200
+    drift = energy_drift(harmonic, trajectories, torch.from_numpy(times), 2.0,
+                         oscillator_energy, method="euler")
+    assert abs(float(drift) - ((1 + dt * dt) ** n - 1)) <= ENERGY_RTOL * ((1 + dt * dt) ** n - 1)
+    exact = energy_drift(harmonic, trajectories, torch.from_numpy(times), 2.0, oscillator_energy)
+    assert 0 <= float(exact) <= RK4_DRIFT
+
+
+def test_energy_drift_per_stacked_field_and_inf_for_a_blown_up_rollout():
+    from ldnn.forecast import energy_drift
+
+    times = torch.linspace(0, 4, 401, dtype=torch.float64)
+    trajectories = circles(STARTS, times.numpy())
+    scales = torch.tensor([1.0, 1e200], dtype=torch.float64)[:, None, None]
+    drift = energy_drift(lambda s: scales * harmonic(s), trajectories, times, 2.0,
+                         oscillator_energy, method="euler")
+    assert drift.shape == (2,) and np.isfinite(float(drift[0])) and drift[1] == torch.inf

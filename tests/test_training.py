@@ -7,7 +7,9 @@ import torch
 from ldnn import seeding
 from ldnn.activations import arm_activation, init_subnetworks, learned, standard
 from ldnn.networks import forward, init_mlp
-from ldnn.training import train_seed, train_seeds
+from conftest import BASE_TRAIN
+from ldnn.tasks import TaskData
+from ldnn.training import evaluate, train_seed, train_seeds
 
 # Stacked (batched matmul) and single-seed runs differ only by float64 round-off,
 # amplified over a few dozen SGD steps.
@@ -15,7 +17,8 @@ RTOL_VEC, ATOL_VEC = 1e-10, 1e-12
 RTOL_MANUAL = 1e-12        # hand-written SGD steps, the same float64 operations
 
 SIZES = (40, 6, 10)
-KEYS = {"test_loss", "test_accuracy", "train_loss", "diverged", "participation"}
+KEYS = {"test_loss", "test_accuracy", "train_loss", "diverged", "participation",
+        "validation_loss", "train_change", "epochs_run", "best_epoch", "unconverged"}
 
 
 @pytest.fixture
@@ -29,7 +32,7 @@ def mixed_table():
 def assert_same(a: dict, b: dict, index=None):
     for key in KEYS:
         x = a[key] if index is None else a[key][index]
-        if key == "diverged":
+        if key in ("diverged", "unconverged", "epochs_run", "best_epoch"):
             assert torch.equal(x, b[key])
         else:
             torch.testing.assert_close(x, b[key], rtol=RTOL_VEC, atol=ATOL_VEC, equal_nan=True)
@@ -132,11 +135,119 @@ def test_participation_is_that_of_the_trained_first_hidden_layer(task, tiny_data
     from ldnn.training import evaluate, fit_seeds
 
     cfg = train_cfg()
-    params, diverged = fit_seeds(task, tiny_data, SIZES, torch.tanh, 1, cfg, [0, 1])
-    result = evaluate(task, tiny_data, params, torch.tanh, 1, cfg, diverged)
-    hidden = layers(params, tiny_data.x_test, torch.tanh, 1)[0]
+    fit = fit_seeds(task, tiny_data, SIZES, torch.tanh, 1, cfg, [0, 1])
+    result = evaluate(task, tiny_data, fit, torch.tanh, 1, cfg)
+    hidden = layers(fit.params, tiny_data.x_test, torch.tanh, 1)[0]
     torch.testing.assert_close(result["participation"], relative_participation(hidden))
     assert ((result["participation"] > 0) & (result["participation"] <= 1)).all()
     torch.testing.assert_close(result["train_loss"],
                                train_seeds(task, tiny_data, SIZES, torch.tanh, 1, cfg,
                                            [0, 1])["train_loss"], rtol=0, atol=0)
+
+
+# Early stopping on a problem whose optimum is known: a network with the identity
+# activation is affine, so its best training loss is the affine least-squares fit's.
+# The parameters kept are the best on validation, not on training: within 1 % of the
+# least-squares training loss (measured 0.3-0.4 %).
+RTOL_OPTIMUM = 1e-2
+
+
+def test_converged_protocol_reaches_the_known_optimum_and_stops_on_its_own():
+    import dataclasses
+
+    from ldnn.tasks import get
+    from ldnn.training import fit_seeds, split_validation
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 3, generator=generator, dtype=torch.float64)
+    y = x @ torch.randn(3, 2, generator=generator, dtype=torch.float64) + 0.3 * torch.randn(
+        400, 2, generator=generator, dtype=torch.float64)
+    data = TaskData(x[:300], y[:300], x[300:], y[300:])
+    task = dataclasses.replace(get("van_der_pol"), n_in=3)
+    cfg = dataclasses.replace(BASE_TRAIN, protocol="converged", optimizer="adam", lr=0.02,
+                              schedule="cosine", epochs=400, validation=0.2, patience=20,
+                              min_improvement=1e-4, batch_size=40)
+    fit = fit_seeds(task, data, (3, 4, 2), lambda z: z, 1, cfg, [0, 1])
+    rows, x_val, y_val = split_validation(data, cfg.validation)
+    assert x_val.shape[0] == 60 and torch.equal(x_val, data.x_train[240:])
+
+    design = torch.cat([rows.x_train, torch.ones(240, 1, dtype=torch.float64)], 1)
+    optimum = ((design @ torch.linalg.lstsq(design, rows.y_train).solution - rows.y_train) ** 2
+               ).mean()
+    result = evaluate(task, data, fit, lambda z: z, 1, cfg)
+    assert (result["train_loss"] <= optimum * (1 + RTOL_OPTIMUM)).all()
+    # Stopped before the cap, patience epochs after the parameters it kept, which are
+    # the ones whose validation loss it reports.
+    assert (fit.epochs_run < cfg.epochs).all()
+    assert torch.equal(fit.epochs_run - fit.best_epoch, torch.full((2,), cfg.patience))
+    predictions = forward(fit.params, x_val.expand(2, -1, -1), lambda z: z, 1)
+    torch.testing.assert_close(((predictions - y_val) ** 2).mean((-2, -1)), fit.validation_loss,
+                               rtol=1e-12, atol=0)
+    assert not result["unconverged"].any()
+    # The epoch losses end at the stop; over the last 20 % of them they no longer fell.
+    assert torch.isnan(fit.epoch_losses[0, int(fit.epochs_run[0]):]).all()
+    assert (result["train_change"] < cfg.unconverged_change).all()
+
+
+def test_paper_protocol_after_few_epochs_counts_as_unconverged(task, tiny_data, train_cfg):
+    result = train_seeds(task, tiny_data, SIZES, torch.tanh, 1, train_cfg(epochs=5), [0, 1])
+    assert (result["epochs_run"] == 5).all() and (result["best_epoch"] == 5).all()
+    assert torch.isnan(result["validation_loss"]).all()
+    assert (result["train_change"] > 0.01).all() and result["unconverged"].all()
+
+
+def test_loss_change_is_over_the_last_fifth_of_each_run():
+    from ldnn.training import loss_change
+
+    losses = torch.tensor([[10.0, 8, 6, 5, 4, 3, 2, 1.5, 1.2, 1.0],
+                           [10.0, 9, 8, 7, 6, torch.nan, torch.nan, torch.nan, torch.nan,
+                            torch.nan]])
+    change = loss_change(losses, torch.tensor([10, 5]))
+    torch.testing.assert_close(change, torch.tensor([(1.5 - 1.0) / 1.5, (7 - 6) / 7.0]))
+
+
+def _rows(x: torch.Tensor) -> set[tuple]:
+    return {tuple(r) for r in x.tolist()}
+
+
+def test_validation_rows_are_training_rows_never_test_rows():
+    import numpy as np
+
+    from ldnn.tasks import henon_heiles, van_der_pol
+    from ldnn.training import split_validation
+
+    generated = {
+        "van_der_pol": van_der_pol.generate(2.7, 10, 3, 5.0, 40, 3.0, 3.0, 0),
+        "henon_heiles": henon_heiles.generate([0.1, 0.15], 5, 1, 5.0, 40, 0),
+    }
+    for name, arrays in generated.items():
+        data = TaskData(*(torch.from_numpy(arrays[k]) for k in ("x_train", "y_train", "x_test",
+                                                              "y_test")))
+        rows, x_val, _ = split_validation(data, 0.2)
+        assert x_val.shape[0] == np.ceil(0.2 * data.x_train.shape[0]), name
+        assert torch.equal(torch.cat([rows.x_train, x_val]), data.x_train), name
+        assert not _rows(x_val) & _rows(data.x_test), name
+        assert torch.equal(rows.x_test, data.x_test), name
+    # Hénon–Heiles: the last 20 % of 10 orbits are two whole orbits, one of each energy.
+    energies = henon_heiles.henon_heiles.energy(x_val.double())
+    assert torch.allclose(energies[:40], torch.tensor(0.1, dtype=torch.float64), atol=1e-6)
+    assert torch.allclose(energies[40:], torch.tensor(0.15, dtype=torch.float64), atol=1e-6)
+
+
+def test_pendulum_validation_is_the_stretch_just_before_the_test_segment():
+    import numpy as np
+    import pandas as pd
+
+    from ldnn.tasks import pendulum
+    from ldnn.training import split_validation
+
+    time = np.arange(500) * 0.0335
+    frame = pd.DataFrame({"time": time, "theta": np.sin(time), "theta_dot": np.cos(time),
+                          "theta_ddot": -np.sin(time)})
+    arrays = pendulum.split(frame, 0.8)
+    data = TaskData(*(torch.from_numpy(arrays[k]).double() for k in ("x_train", "y_train",
+                                                                      "x_test", "y_test")))
+    _, x_val, _ = split_validation(data, 0.1)
+    states = torch.from_numpy(np.stack([np.sin(time), np.cos(time)], 1)).float().double()
+    assert torch.equal(x_val, states[360:400])   # frames 360–399; the test set starts at 400
+    assert torch.equal(data.x_test[0], states[400])

@@ -38,15 +38,18 @@ def test_paper_config_plans_metalearning_six_arms_fifty_seeds_and_fig3(tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert len(planned_outputs(out, r"mnist1d_sin/metalearn/params\.pt$")) == 1
-    assert len(planned_outputs(out, r"figures/fig3\.png$")) == 1
-    seeds: dict[str, set[int]] = {}
+    assert sorted(planned_outputs(out, r"figures/.*fig3\.png$")) == [
+        f"{tmp_path}/figures/converged/fig3.png", f"{tmp_path}/figures/paper/fig3.png"]
+    seeds: dict[tuple[str, str], set[int]] = {}
     for path in planned_outputs(out, r"/train/.*\.csv$"):
         if "/mnist1d_sin/" not in path:
             continue
-        arm, first, last = re.search(r"train/(\w+)/w100/seeds(\d+)-(\d+)\.csv", path).groups()
-        seeds.setdefault(arm, set()).update(range(int(first), int(last) + 1))
-    assert seeds == {arm: set(range(50)) for arm in
-                     ["relu", "tanh", "sin", "type1", "type2", "mixed"]}
+        protocol, arm, first, last = re.search(
+            r"train/(\w+)/(\w+)/w100/seeds(\d+)-(\d+)\.csv", path).groups()
+        seeds.setdefault((protocol, arm), set()).update(range(int(first), int(last) + 1))
+    assert seeds == {(protocol, arm): set(range(50)) for protocol in ("paper", "converged")
+                     for arm in ["relu", "tanh", "sin", "type1", "type2", "mixed"]}
+    assert len(planned_outputs(out, r"/baselines\.csv$")) == 6
     assert not any(tmp_path.iterdir())
 
 
@@ -59,7 +62,8 @@ def test_fig9_needs_nothing_and_hessian_only_the_fig3_training(tmp_path):
     studies = {Path(p).relative_to(tmp_path).parts[0]
                for p in planned_outputs(result.stdout, r"/train/")}
     assert studies == {"mnist1d_sin"}
-    assert len(planned_outputs(result.stdout, r"/train/.*\.pt$")) == 3 * 2
+    assert len(planned_outputs(result.stdout, r"/train/paper/.*\.pt$")) == 3 * 2
+    assert not planned_outputs(result.stdout, r"/train/converged/")
     assert len(planned_outputs(result.stdout, r"hessian/\w+\.csv$")) == 3
 
 
@@ -76,7 +80,8 @@ def test_physics_figure_targets_plan_only_what_they_need(tmp_path, target, studi
     metalearn = planned_outputs(result.stdout, r"metalearn/params\.pt$")
     assert sorted(Path(p).parts[-3] for p in metalearn) == studies
     assert planned_outputs(result.stdout, r"data/") == [f"{tmp_path}/data/{dataset}.npz"]
-    assert len(planned_outputs(result.stdout, r"/train/.*\.csv$")) == len(studies) * 4 * 2
+    # 4 arms × 2 seed blocks × 2 protocols
+    assert len(planned_outputs(result.stdout, r"/train/.*\.csv$")) == len(studies) * 4 * 2 * 2
     assert not planned_outputs(result.stdout, others)
 
 
@@ -84,6 +89,8 @@ def test_physics_figure_targets_plan_only_what_they_need(tmp_path, target, studi
     ("metalearn={outer_steps: -1}", "metalearn.outer_steps"),
     ("metalearn={meta_gradient: third_order}", "metalearn.meta_gradient"),
     ("train={bogus: 1}", "train.bogus"),
+    ("train={converged: {optimizer: lion}}", "train.converged.optimizer"),
+    ("train={protocols: [paper, longest]}", "train.protocols.1"),
     ("activation={low: 5, high: -5}", "activation.low"),
 ])
 def test_invalid_config_stops_before_any_job_naming_the_key(tmp_path, override, key):
@@ -111,18 +118,35 @@ def smoke(tmp_path_factory) -> Path:
 def test_smoke_configuration_runs_end_to_end(smoke):
     results = smoke
     for name in ("fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "hessian"):
-        for suffix in (".png", ".pdf"):
-            assert (results / "figures" / (name + suffix)).stat().st_size > 10_000
-    for study in ("van_der_pol_sin", "henon_heiles_sin", "henon_heiles_hnn_sin", "pendulum_sin"):
-        physics = pd.read_csv(results / study / "results.csv")
+        folders = ["."] if name in ("fig9", "hessian") else ["paper", "converged"]
+        for folder in folders:
+            for suffix in (".png", ".pdf"):
+                assert (results / "figures" / folder / (name + suffix)).stat().st_size > 10_000
+    baselines = {"van_der_pol_sin": ["affine", "mean", "poly3"],
+                 "henon_heiles_sin": ["affine", "mean", "poly2"],
+                 "henon_heiles_hnn_sin": ["affine", "mean", "poly2"],
+                 "pendulum_sin": ["affine", "mean"]}
+    for study, names in baselines.items():
+        table = pd.read_csv(results / study / "results.csv")
+        physics = table[table.protocol != "baseline"]
+        assert sorted(table[table.protocol == "baseline"].arm) == names
         assert sorted(set(physics.arm)) == ["mixed", "sin", "type1", "type2"]
-        assert len(physics) == 16 and not physics.diverged.any()
-        for column in ("test_loss", "forecast_euler", "forecast_rk4"):
-            assert (physics[column] > 0).all() and np.isfinite(physics[column]).all()
+        assert physics.groupby("protocol").size().to_dict() == {"converged": 16, "paper": 16}
+        assert not physics.diverged.any()
+        for column in ("test_loss", "forecast_euler", "forecast_rk4", "affine_ratio"):
+            assert (table[column] > 0).all() and np.isfinite(table[column]).all()
+        assert (table.affine_ratio[table.arm == "affine"] == 1).all()
+        assert ("energy_drift" in table) == study.startswith("henon_heiles")
+    converged = pd.read_csv(results / "van_der_pol_sin/results.csv").query(
+        "protocol == 'converged'")
+    assert (converged.epochs_run <= 8).all() and (converged.best_epoch <= converged.epochs_run
+                                                  ).all()
+    assert converged.validation_loss.notna().all()
     hessian = pd.read_csv(results / "mnist1d_sin/hessian.csv")
     assert sorted(set(hessian.arm)) == ["mixed", "type1", "type2"] and len(hessian) == 6
     assert (hessian.trace_standard_error > 0).all() and (hessian.largest > hessian.smallest).all()
     sweep = pd.read_csv(results / "mnist1d_zero/results.csv")
+    sweep = sweep[sweep.protocol == "paper"]
     assert sorted(set(sweep.width)) == [10, 20] and len(sweep) == 6 * 2 * 4
     assert sweep.participation.between(0, 1).all()
     markers = pd.read_csv(results / "pendulum/markers.csv")
@@ -132,11 +156,15 @@ def test_smoke_configuration_runs_end_to_end(smoke):
     with np.load(results / "henon_heiles_hnn_sin/activations/r0.npz") as table:
         assert table["slopes"].shape == table["values"].shape == (2, 100)
     table = pd.read_csv(results / "mnist1d_sin/results.csv")
-    assert len(table) == 6 * 4
-    assert set(table.arm) == {"relu", "tanh", "sin", "type1", "type2", "mixed"}
-    assert list(table.columns) == ["study", "task", "arm", "width", "seed", "test_loss",
-                                   "test_accuracy", "train_loss", "participation", "diverged"]
-    assert table.groupby("arm").seed.apply(sorted).map(list).eq([[0, 1, 2, 3]] * 6).all()
+    assert len(table) == 2 * 6 * 4 + 1
+    assert set(table.arm) == {"relu", "tanh", "sin", "type1", "type2", "mixed", "logistic"}
+    assert list(table.columns) == ["study", "task", "protocol", "arm", "width", "seed",
+                                   "test_loss", "test_accuracy", "train_loss", "participation",
+                                   "validation_loss", "train_change", "epochs_run", "best_epoch",
+                                   "unconverged", "diverged"]
+    networks = table[table.protocol != "baseline"]
+    assert networks.groupby(["protocol", "arm"]).seed.apply(sorted).map(list).eq(
+        [[0, 1, 2, 3]] * 12).all()
     assert table.test_accuracy.between(0, 1).all()
     with np.load(results / "mnist1d_sin/metalearn/history.npz") as history:
         assert history["outer_loss"].shape == (1, 4)
@@ -165,18 +193,31 @@ def test_finished_run_has_nothing_to_do(smoke, target):
 @pytest.mark.slow
 def test_a_plotting_setting_reruns_only_its_figure(smoke):
     out = planned_jobs(smoke, "all", "figures={fig5: {dpi: 61}}")
-    assert sorted(planned_outputs(out, ".")) == [f"{smoke}/figures/fig5.pdf",
-                                                 f"{smoke}/figures/fig5.png"]
+    assert sorted(planned_outputs(out, ".")) == [
+        f"{smoke}/figures/{protocol}/fig5.{suffix}" for protocol in ("converged", "paper")
+        for suffix in ("pdf", "png")]
 
 
 @pytest.mark.slow
 def test_training_epochs_rerun_training_and_what_follows_not_data_or_metalearning(smoke):
-    out = planned_jobs(smoke, "all", "train={epochs: 4}")
+    out = planned_jobs(smoke, "all", "train={paper: {epochs: 4}}")
     planned = planned_outputs(out, ".")
     # mnist1d_sin 6 arms × 2 blocks, 4 physics studies × 4 arms, mnist1d_zero 6 arms × 2 widths
-    assert len(planned_outputs(out, r"/train/.*\.csv$")) == 6 * 2 + 4 * 4 + 6 * 2
-    assert f"{smoke}/figures/fig3.png" in planned and f"{smoke}/mnist1d_sin/hessian.csv" in planned
+    assert len(planned_outputs(out, r"/train/paper/.*\.csv$")) == 6 * 2 + 4 * 4 + 6 * 2
+    assert not planned_outputs(out, r"/train/converged/|/baselines\.csv")
+    assert f"{smoke}/figures/paper/fig3.png" in planned
+    assert f"{smoke}/mnist1d_sin/hessian.csv" in planned
     assert not planned_outputs(out, r"/data/|/metalearn/|/activations/|/pendulum/")
+
+
+@pytest.mark.slow
+def test_a_converged_setting_reruns_only_converged_training_and_what_follows(smoke):
+    out = planned_jobs(smoke, "all", "train={converged: {patience: 3}}")
+    # the studies that train converged: all but mnist1d_zero (Fig. 4 runs the paper's only)
+    assert len(planned_outputs(out, r"/train/converged/.*\.csv$")) == 6 * 2 + 4 * 4
+    assert not planned_outputs(out, r"/train/paper/|/hessian|/data/|/metalearn/|/baselines")
+    assert f"{smoke}/figures/converged/fig3.png" in planned_outputs(out, ".")
+    assert f"{smoke}/claims.csv" in planned_outputs(out, ".")
 
 
 @pytest.mark.slow
@@ -256,9 +297,9 @@ def test_killed_metalearning_resumes_to_the_uninterrupted_result(tmp_path):
 
 @pytest.mark.slow
 def test_killed_training_block_leaves_nothing_and_reruns_to_the_same_bytes(tmp_path):
-    target = "{}/mnist1d_sin/train/mixed/w20/seeds0-1.csv"
+    target = "{}/mnist1d_sin/train/paper/mixed/w20/seeds0-1.csv"
     settings = [*SMOKE, "--cores", "1"]
-    train = "train={epochs: 400}"
+    train = "train={paper: {epochs: 400}}"
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     run = snakemake(target.format(straight), *settings, "--config", f"results={straight}", train)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -266,13 +307,13 @@ def test_killed_training_block_leaves_nothing_and_reruns_to_the_same_bytes(tmp_p
     job = subprocess.Popen([*SNAKEMAKE, target.format(killed), *settings, "--config",
                             f"results={killed}", train], cwd=ROOT, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, start_new_session=True)
-    log = killed / "logs/train/mnist1d_sin/mixed_w20_seeds0-1.log"
+    log = killed / "logs/train/mnist1d_sin/paper/mixed_w20_seeds0-1.log"
     deadline = time.time() + 300
     while "epoch" not in (log.read_text() if log.exists() else "") and time.time() < deadline:
         time.sleep(0.05)
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
-    block = killed / "mnist1d_sin/train/mixed/w20"
+    block = killed / "mnist1d_sin/train/paper/mixed/w20"
     assert "epoch" in log.read_text() and not any(block.iterdir())
 
     assert snakemake(*settings, "--config", f"results={killed}", "--unlock").returncode == 0
@@ -292,6 +333,8 @@ def test_smoke_run_has_the_claims_and_a_report_with_every_figure(smoke, tmp_path
     assert set(table.figure) == {"Fig. 3", "Fig. 4", "Fig. 5", "Fig. 6", "Fig. 7", "Fig. 8",
                                  "Hessian"}
     assert len(table[table.figure == "Fig. 4"]) == 5 * 2          # 5 arms against mixed × 2 widths
+    assert set(table.protocol) == {"paper", "converged"}
+    assert set(table[table.figure.isin(["Fig. 4", "Hessian"])].protocol) == {"paper"}
     seeds = np.where(table.figure == "Hessian", 2, 4)             # smoke: 4 seeds, Hessian of 2
     assert (table.n_a + table.diverged_a == seeds).all()
     assert (table.n_b + table.diverged_b == seeds).all()
@@ -301,9 +344,12 @@ def test_smoke_run_has_the_claims_and_a_report_with_every_figure(smoke, tmp_path
     report = tmp_path / "report.html"
     run = snakemake(*SMOKE, "--config", f"results={smoke}", "--report", str(report))
     assert run.returncode == 0, run.stderr[-3000:]
-    embedded = {name: base64.b64decode(data) for name, data in re.findall(
-        r"data:[\w/+.-]+;charset=utf8;filename=([^;]+);base64,([A-Za-z0-9+/=]+)",
-        report.read_text())}                                      # self-contained: data URLs
-    for name in ("fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "hessian"):
-        assert embedded[f"{name}.png"] == (smoke / "figures" / f"{name}.png").read_bytes()
-    assert embedded["claims.csv"] == (smoke / "claims.csv").read_bytes()
+    embedded = [base64.b64decode(data) for data in re.findall(
+        r"data:[\w/+.-]+;charset=utf8;filename=[^;]+;base64,([A-Za-z0-9+/=]+)",
+        report.read_text())]                                      # self-contained: data URLs
+    files = [smoke / "figures" / f"{name}.png" for name in ("fig9", "hessian")]
+    files += [smoke / "figures" / protocol / f"{name}.png" for protocol in ("paper", "converged")
+              for name in ("fig3", "fig5", "fig6", "fig7", "fig8")]
+    files += [smoke / "figures/paper/fig4.png", smoke / "claims.csv"]
+    for path in files:
+        assert path.read_bytes() in embedded, path

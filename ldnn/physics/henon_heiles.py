@@ -16,9 +16,9 @@ def potential(x, y):
     return 0.5 * (x * x + y * y) + x * x * y - y ** 3 / 3
 
 
-def energy(state: np.ndarray) -> np.ndarray:
-    """(x, y, p_x, p_y) (..., 4) → H (...)."""
-    x, y, px, py = np.moveaxis(state, -1, 0)
+def energy(state):
+    """(x, y, p_x, p_y) (..., 4) → H (...); NumPy or torch."""
+    x, y, px, py = (state[..., i] for i in range(4))
     return 0.5 * (px * px + py * py) + potential(x, y)
 
 

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ldnn.plotting.style import activation_evolution, box_by_arm
+from ldnn.plotting.style import activation_evolution, box_by_arm, width_of
 
 
 def draw(construction: list[tuple[str, np.ndarray]], history: dict[str, np.ndarray],
@@ -29,5 +29,5 @@ def draw(construction: list[tuple[str, np.ndarray]], history: dict[str, np.ndarr
 
     ax = fig.add_subplot(grid[:, 2])
     box_by_arm(ax, results, arms, "test_accuracy", "test accuracy")
-    ax.set_title(f"MNIST-1D, width {int(results.width.iloc[0])}")
+    ax.set_title(f"MNIST-1D, width {width_of(results)}")
     return fig

@@ -7,7 +7,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ldnn.plotting.style import activation_evolution, box_by_arm, time_coloured_line
+from ldnn.plotting.style import (activation_evolution, box_by_arm, time_coloured_line,
+                                 width_of)
 
 
 def draw(times: np.ndarray, orbit: np.ndarray, history: dict[str, np.ndarray],
@@ -29,5 +30,5 @@ def draw(times: np.ndarray, orbit: np.ndarray, history: dict[str, np.ndarray],
     ax = fig.add_subplot(grid[:, 2])
     box_by_arm(ax, results, arms, "test_loss", "test MSE of (ẋ, ẍ)")
     ax.set_yscale("log")
-    ax.set_title(f"van der Pol, width {int(results.width.iloc[0])}")
+    ax.set_title(f"van der Pol, width {width_of(results)}")
     return fig

@@ -7,7 +7,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ldnn.plotting.style import activation_evolution, box_by_arm, time_coloured_line
+from ldnn.plotting.style import (activation_evolution, box_by_arm, time_coloured_line,
+                                 width_of)
 
 
 def draw(times: np.ndarray, orbits: Sequence[np.ndarray], energies: Sequence[float],
@@ -15,11 +16,11 @@ def draw(times: np.ndarray, orbits: Sequence[np.ndarray], energies: Sequence[flo
          arms: Sequence[str], curves: int):
     """times (L,); orbits: two (L, 4) states (x, y, p_x, p_y) at `energies` (regular,
     chaotic); histories and results keyed by network kind ("NN", "HNN") as in fig5."""
-    fig = plt.figure(figsize=(11, 7.2), layout="constrained")
+    fig = plt.figure(figsize=(12, 7.2), layout="constrained")
     rows = fig.add_gridspec(2, 1, height_ratios=[1, 1.1])
     top = rows[0].subgridspec(1, 2)
     n_types = max(h["snapshots"].shape[1] for h in histories.values())
-    bottom = rows[1].subgridspec(n_types, 4, width_ratios=[1, 1, 0.9, 0.9])
+    bottom = rows[1].subgridspec(n_types, 4, width_ratios=[0.9, 0.9, 1.5, 1.5])
 
     for k, (orbit, energy, kind) in enumerate(zip(orbits, energies, ["regular", "chaotic"])):
         ax = fig.add_subplot(top[0, k])
@@ -38,6 +39,6 @@ def draw(times: np.ndarray, orbits: Sequence[np.ndarray], energies: Sequence[flo
         box_by_arm(ax, results[name], arms, "test_loss",
                    "" if box_axes else "test MSE of the vector field")
         ax.set_yscale("log")
-        ax.set_title(f"{name}, width {int(results[name].width.iloc[0])}")
+        ax.set_title(f"{name}, width {width_of(results[name])}")
         box_axes.append(ax)
     return fig

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ldnn.plotting.style import box_by_arm, time_coloured_line
+from ldnn.plotting.style import box_by_arm, time_coloured_line, width_of
 
 
 def draw(frame: np.ndarray | None, frame_index: int, markers: pd.DataFrame,
@@ -40,5 +40,5 @@ def draw(frame: np.ndarray | None, frame_index: int, markers: pd.DataFrame,
 
     box_by_arm(boxes, results, arms, "test_loss", "test MSE of (θ̇, θ̈)")
     boxes.set_yscale("log")
-    boxes.set_title(f"Hamiltonian network, width {int(results.width.iloc[0])}")
+    boxes.set_title(f"Hamiltonian network, width {width_of(results)}")
     return fig

@@ -8,13 +8,14 @@ import numpy as np
 import pandas as pd
 from scipy.stats import gaussian_kde
 
-from ldnn.plotting.style import arm_label
+from ldnn.plotting.style import arm_label, trained
 
 
 def draw(results: pd.DataFrame, arms: Sequence[str]):
     """results: the study's table with test_accuracy and participation columns."""
     fig, ax = plt.subplots(figsize=(5.5, 4.5), layout="constrained")
-    ok = results[~results.diverged.astype(bool)]
+    networks = trained(results)
+    ok = networks[~networks.diverged.astype(bool)]
     colours = plt.cm.tab10(np.arange(len(arms)))
     for arm, colour in zip(arms, colours):
         rows = ok[ok.arm == arm]

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ldnn.baselines import BASELINE  # noqa: E402
 from ldnn.io import atomic_path  # noqa: E402
 
 plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
@@ -41,18 +42,42 @@ def time_coloured_line(ax, times: np.ndarray, points: np.ndarray):
     return line
 
 
+def trained(results: pd.DataFrame) -> pd.DataFrame:
+    """The trained networks' rows of a study's table (not its baselines')."""
+    return results[results.protocol != BASELINE]
+
+
+def baseline_lines(ax, results: pd.DataFrame, column: str) -> None:
+    """The baselines' values of `column` as dashed horizontal lines, named at the right."""
+    rows = results[(results.protocol == BASELINE) & np.isfinite(results[column])]
+    for row, colour in zip(rows.itertuples(), plt.cm.Greys(np.linspace(0.55, 0.85, len(rows)))):
+        value = getattr(row, column)
+        ax.axhline(value, color=colour, ls="--", lw=0.8, zorder=0)
+        ax.annotate(row.arm, (1, value), xycoords=("axes fraction", "data"), xytext=(2, 0),
+                    textcoords="offset points", va="center", fontsize=7, color=colour)
+
+
 def box_by_arm(ax, results: pd.DataFrame, arms: Sequence[str], column: str, label: str) -> None:
-    """Box plot of `column` per arm over seeds, with n and diverged counts under the labels."""
+    """Box plot of `column` per arm over seeds, with n, unconverged and diverged counts
+    under the labels and the baselines as dashed lines."""
+    networks = trained(results)
     groups, ticks = [], []
     for arm in arms:
-        rows = results[results.arm == arm]
+        rows = networks[networks.arm == arm]
         ok = rows[~rows.diverged.astype(bool)]
         groups.append(ok[column].to_numpy())
-        extra = f"\n{int(rows.diverged.sum())} div." if rows.diverged.any() else ""
+        extra = f"\n{int(ok.unconverged.sum())} unconv." if ok.unconverged.any() else ""
+        extra += f"\n{int(rows.diverged.sum())} div." if rows.diverged.any() else ""
         ticks.append(f"{arm_label(arm)}\nn={len(ok)}{extra}")
     ax.boxplot(groups, showfliers=True, widths=0.6, medianprops={"color": "k"})
-    ax.set_xticks(range(1, len(arms) + 1), ticks)
+    ax.set_xticks(range(1, len(arms) + 1), ticks, fontsize=6.5)
     ax.set_ylabel(label)
+    baseline_lines(ax, results, column)
+
+
+def width_of(results: pd.DataFrame) -> int:
+    """The hidden width of a study's trained networks (the first, if several)."""
+    return int(trained(results).width.iloc[0])
 
 
 def activation_evolution(fig, cells, history: dict[str, np.ndarray], curves: int) -> list:

@@ -25,6 +25,9 @@ class Task:
     outputs the energy (n_out = 1) and its prediction is the vector field. `dataset` names
     the data set (and its generator module) when several tasks share one; `loss_kind` names
     the loss for the compiled inner loop (ldnn.fused): "mse" or "cross_entropy".
+    A regression task whose targets are a polynomial of the inputs names its degree in
+    `exact_degree` (0: none), and one whose data conserve an energy gives it as `energy`:
+    states (..., d) → (...), NumPy or torch.
     """
     name: str
     n_in: int
@@ -35,6 +38,8 @@ class Task:
     hamiltonian: bool = False
     dataset: str = ""
     loss_kind: str = "mse"
+    exact_degree: int = 0
+    energy: Callable | None = None
 
     def __post_init__(self):
         if not self.dataset:

@@ -31,18 +31,22 @@ def orbit(start: np.ndarray, times: np.ndarray) -> np.ndarray:
 
 def generate(energies: list[float], train_orbits: int, test_orbits: int, duration: float,
              samples: int, seed: int) -> dict[str, np.ndarray]:
-    """x_train (E·train_orbits·samples, 4), y_train, x_test, y_test (float32);
+    """x_train (train_orbits·E·samples, 4) orbit by orbit, energies interleaved, y_train,
+    x_test, y_test (float32);
     test_trajectories (E·test_orbits, samples, 4) float64, test_energies, times (samples,)."""
     rng = np.random.default_rng(seed)
     times = np.linspace(0.0, duration, samples)
-    train, test, test_energies = [], [], []
+    by_energy, test, test_energies = [], [], []
     for energy in energies:
         starts = henon_heiles.sample_energy_shell(energy, train_orbits + test_orbits, rng)
         orbits = [orbit(start, times) for start in starts]
-        train += orbits[:train_orbits]
+        by_energy.append(orbits[:train_orbits])
         test += orbits[train_orbits:]
         test_energies += [energy] * test_orbits
-    train, test = np.stack(train), np.stack(test)
+    # Training orbits interleaved across energies, so that the last rows (a validation
+    # split) are whole orbits of every energy.
+    train = np.stack([orbits[i] for i in range(train_orbits) for orbits in by_energy])
+    test = np.stack(test)
     return {"x_train": train.reshape(-1, 4).astype(np.float32),
             "y_train": henon_heiles.field(train).reshape(-1, 4).astype(np.float32),
             "x_test": test.reshape(-1, 4).astype(np.float32),
@@ -56,4 +60,4 @@ def write(path: str | Path, **settings) -> None:
 
 
 TASK = Task(name="henon_heiles", n_in=4, n_out=4, loss=mse, metrics=mse_metrics,
-            metric_names=("test_loss",))
+            metric_names=("test_loss",), exact_degree=2, energy=henon_heiles.energy)

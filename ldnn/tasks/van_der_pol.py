@@ -41,4 +41,4 @@ def write(path: str | Path, **settings) -> None:
 
 
 TASK = Task(name="van_der_pol", n_in=2, n_out=2, loss=mse, metrics=mse_metrics,
-            metric_names=("test_loss",))
+            metric_names=("test_loss",), exact_degree=3)

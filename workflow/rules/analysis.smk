@@ -11,7 +11,8 @@ rule hessian_arm:
         data=data_of(HESSIAN["study"]),
         activations=activations_of(HESSIAN["study"]),
         blocks=lambda w: [
-            f"{R}/{HESSIAN['study']}/train/{w.arm}/w{HESSIAN_WIDTH}/seeds{first}-{last}.pt"
+            f"{R}/{HESSIAN['study']}/train/{HESSIAN['protocol']}/{w.arm}/w{HESSIAN_WIDTH}/"
+            f"seeds{first}-{last}.pt"
             for first, last in seed_blocks(HESSIAN_STUDY["seeds"], HESSIAN_STUDY["seed_block"])
         ],
     output:

@@ -1,7 +1,7 @@
 # Paths and helpers shared by the rules.
 from importlib.metadata import version
 
-from ldnn.config import study_settings
+from ldnn.config import PROTOCOLS, protocol_settings, study_settings
 from ldnn.stages import THREADS, seed_blocks
 from ldnn.tasks import get as get_task
 
@@ -19,6 +19,7 @@ wildcard_constraints:
     arm="[a-z0-9]+",
     width=r"\d+",
     replicate=r"\d+",
+    protocol="|".join(PROTOCOLS),
     first=r"\d+",
     last=r"\d+",
 
@@ -46,14 +47,32 @@ def study_data(wildcards):
     return data_of(wildcards.study)
 
 
+def protocols_of(study):
+    """The training protocols a study runs."""
+    return study_settings(config, study, "train")["protocols"]
+
+
 def study_tables(wildcards):
     study = STUDIES[wildcards.study]
     return [
-        f"{R}/{wildcards.study}/train/{arm}/w{width}/seeds{first}-{last}.csv"
+        f"{R}/{wildcards.study}/train/{protocol}/{arm}/w{width}/seeds{first}-{last}.csv"
+        for protocol in protocols_of(wildcards.study)
         for arm in study["arms"]
         for width in study["widths"]
         for first, last in seed_blocks(study["seeds"], study["seed_block"])
     ]
+
+
+def figure_files(name, protocols, ext):
+    """A figure's files, one per training protocol."""
+    return [f"{R}/figures/{protocol}/{name}.{ext}" for protocol in protocols]
+
+
+def figure_report(name, protocols):
+    """A figure's PNG files, one per training protocol, in the report."""
+    return [report(path, caption=f"../report/{name}.rst", category="Figures",
+                   subcategory=protocol)
+            for protocol, path in zip(protocols, figure_files(name, protocols, "png"))]
 
 
 def pendulum_video(wildcards=None):

@@ -1,4 +1,5 @@
-# Figures: each has a named target and reads only small tables.
+# Figures: each has a named target and reads only small tables; one file per training
+# protocol of its study, results/figures/{protocol}/figN.png (fig9 has none).
 
 FIG3 = config["figures"]["fig3"]
 FIG5 = config["figures"]["fig5"]
@@ -9,15 +10,19 @@ FIG8 = config["figures"]["fig8"]
 FIG9 = config["figures"]["fig9"]
 
 
+FIG6_PROTOCOLS = [p for p in protocols_of(FIG6["study"]) if p in protocols_of(FIG6["hnn_study"])]
+
+
 rule fig3:
     input:
         history=f"{R}/{FIG3['study']}/metalearn/history.npz",
         results=f"{R}/{FIG3['study']}/results.csv",
     output:
-        png=report(f"{R}/figures/fig3.png", caption="../report/fig3.rst", category="Figures"),
-        pdf=f"{R}/figures/fig3.pdf",
+        png=figure_report("fig3", protocols_of(FIG3["study"])),
+        pdf=figure_files("fig3", protocols_of(FIG3["study"]), "pdf"),
     params:
         figure=FIG3,
+        protocols=protocols_of(FIG3["study"]),
     conda:
         "../../envs/ldnn.yaml"
     log:
@@ -31,10 +36,11 @@ rule fig5:
         history=f"{R}/{FIG5['study']}/metalearn/history.npz",
         results=f"{R}/{FIG5['study']}/results.csv",
     output:
-        png=report(f"{R}/figures/fig5.png", caption="../report/fig5.rst", category="Figures"),
-        pdf=f"{R}/figures/fig5.pdf",
+        png=figure_report("fig5", protocols_of(FIG5["study"])),
+        pdf=figure_files("fig5", protocols_of(FIG5["study"]), "pdf"),
     params:
         figure=FIG5,
+        protocols=protocols_of(FIG5["study"]),
         mu=config["data"]["van_der_pol"]["mu"],
     conda:
         "../../envs/ldnn.yaml"
@@ -51,10 +57,11 @@ rule fig6:
         nn_results=f"{R}/{FIG6['study']}/results.csv",
         hnn_results=f"{R}/{FIG6['hnn_study']}/results.csv",
     output:
-        png=report(f"{R}/figures/fig6.png", caption="../report/fig6.rst", category="Figures"),
-        pdf=f"{R}/figures/fig6.pdf",
+        png=figure_report("fig6", FIG6_PROTOCOLS),
+        pdf=figure_files("fig6", FIG6_PROTOCOLS, "pdf"),
     params:
         figure=FIG6,
+        protocols=FIG6_PROTOCOLS,
     conda:
         "../../envs/ldnn.yaml"
     log:
@@ -70,10 +77,11 @@ rule fig7:
         angles=rules.angles.output,
         results=f"{R}/{FIG7['study']}/results.csv",
     output:
-        png=report(f"{R}/figures/fig7.png", caption="../report/fig7.rst", category="Figures"),
-        pdf=f"{R}/figures/fig7.pdf",
+        png=figure_report("fig7", protocols_of(FIG7["study"])),
+        pdf=figure_files("fig7", protocols_of(FIG7["study"]), "pdf"),
     params:
         figure=FIG7,
+        protocols=protocols_of(FIG7["study"]),
     conda:
         "../../envs/ldnn.yaml"
     log:
@@ -86,10 +94,11 @@ rule fig4:
     input:
         results=f"{R}/{FIG4['study']}/results.csv",
     output:
-        png=report(f"{R}/figures/fig4.png", caption="../report/fig4.rst", category="Figures"),
-        pdf=f"{R}/figures/fig4.pdf",
+        png=figure_report("fig4", protocols_of(FIG4["study"])),
+        pdf=figure_files("fig4", protocols_of(FIG4["study"]), "pdf"),
     params:
         figure=FIG4,
+        protocols=protocols_of(FIG4["study"]),
     conda:
         "../../envs/ldnn.yaml"
     log:
@@ -102,10 +111,11 @@ rule fig8:
     input:
         results=f"{R}/{FIG8['study']}/results.csv",
     output:
-        png=report(f"{R}/figures/fig8.png", caption="../report/fig8.rst", category="Figures"),
-        pdf=f"{R}/figures/fig8.pdf",
+        png=figure_report("fig8", protocols_of(FIG8["study"])),
+        pdf=figure_files("fig8", protocols_of(FIG8["study"]), "pdf"),
     params:
         figure=FIG8,
+        protocols=protocols_of(FIG8["study"]),
     conda:
         "../../envs/ldnn.yaml"
     log:

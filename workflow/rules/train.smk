@@ -1,5 +1,6 @@
-# Frozen-activation training: one job per (study, arm, width, seed block), seeds vectorised;
-# each job writes its table and the trained parameters.
+# Frozen-activation training: one job per (study, protocol, arm, width, seed block), seeds
+# vectorised; each job writes its table and the trained parameters. The reference
+# baselines of each study, and the study's table of both.
 
 
 rule train:
@@ -7,18 +8,18 @@ rule train:
         data=study_data,
         activations=study_activations,
     output:
-        table=f"{R}/{{study}}/train/{{arm}}/w{{width}}/seeds{{first}}-{{last}}.csv",
-        params=f"{R}/{{study}}/train/{{arm}}/w{{width}}/seeds{{first}}-{{last}}.pt",
+        table=f"{R}/{{study}}/train/{{protocol}}/{{arm}}/w{{width}}/seeds{{first}}-{{last}}.csv",
+        params=f"{R}/{{study}}/train/{{protocol}}/{{arm}}/w{{width}}/seeds{{first}}-{{last}}.pt",
     params:
         task=lambda w: STUDIES[w.study]["task"],
         depth=lambda w: STUDIES[w.study]["depth"],
-        train=lambda w: study_settings(config, w.study, "train"),
+        train=lambda w: protocol_settings(config, w.study, w.protocol),
     conda:
         "../../envs/ldnn.yaml"
     log:
-        f"{R}/logs/train/{{study}}/{{arm}}_w{{width}}_seeds{{first}}-{{last}}.log",
+        f"{R}/logs/train/{{study}}/{{protocol}}/{{arm}}_w{{width}}_seeds{{first}}-{{last}}.log",
     benchmark:
-        f"{R}/benchmarks/train/{{study}}/{{arm}}_w{{width}}_seeds{{first}}-{{last}}.tsv"
+        f"{R}/benchmarks/train/{{study}}/{{protocol}}/{{arm}}_w{{width}}_seeds{{first}}-{{last}}.tsv"
     threads: THREADS["train"]
     resources:
         mem_mb=1000,
@@ -27,9 +28,26 @@ rule train:
         "../scripts/train.py"
 
 
+rule baselines:
+    input:
+        data=study_data,
+    output:
+        f"{R}/{{study}}/baselines.csv",
+    params:
+        task=lambda w: STUDIES[w.study]["task"],
+        forecast_horizon=lambda w: study_settings(config, w.study, "train")["forecast_horizon"],
+    conda:
+        "../../envs/ldnn.yaml"
+    log:
+        f"{R}/logs/baselines/{{study}}.log",
+    script:
+        "../scripts/baselines.py"
+
+
 rule gather:
     input:
-        study_tables,
+        tables=study_tables,
+        baselines=f"{R}/{{study}}/baselines.csv",
     output:
         f"{R}/{{study}}/results.csv",
     conda:

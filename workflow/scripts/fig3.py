@@ -5,5 +5,6 @@ with stages.logging_to(snakemake.log[0]):
         history=snakemake.input.history,
         results=snakemake.input.results,
         figure=snakemake.params.figure,
-        out=[snakemake.output.png, snakemake.output.pdf],
+        out=stages.protocol_paths(snakemake.params.protocols, snakemake.output.png,
+                                  snakemake.output.pdf),
     )

@@ -6,5 +6,6 @@ with stages.logging_to(snakemake.log[0]):
         results=snakemake.input.results,
         figure=snakemake.params.figure,
         mu=snakemake.params.mu,
-        out=[snakemake.output.png, snakemake.output.pdf],
+        out=stages.protocol_paths(snakemake.params.protocols, snakemake.output.png,
+                                  snakemake.output.pdf),
     )

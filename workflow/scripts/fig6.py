@@ -7,5 +7,6 @@ with stages.logging_to(snakemake.log[0]):
         nn_results=snakemake.input.nn_results,
         hnn_results=snakemake.input.hnn_results,
         figure=snakemake.params.figure,
-        out=[snakemake.output.png, snakemake.output.pdf],
+        out=stages.protocol_paths(snakemake.params.protocols, snakemake.output.png,
+                                  snakemake.output.pdf),
     )

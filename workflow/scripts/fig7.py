@@ -6,6 +6,7 @@ with stages.logging_to(snakemake.log[0]):
         angles=snakemake.input.angles[0],
         results=snakemake.input.results,
         figure=snakemake.params.figure,
-        out=[snakemake.output.png, snakemake.output.pdf],
+        out=stages.protocol_paths(snakemake.params.protocols, snakemake.output.png,
+                                  snakemake.output.pdf),
         video=snakemake.input.video or None,
     )
