@@ -28,4 +28,5 @@ rule all:
         rules.fig9.output,
         rules.hessian.output,
         rules.claims.output,
+        rules.summary.output,
         every_capture(),

@@ -8,6 +8,15 @@ tested. All comparisons form one family for Holm–Bonferroni; each gets a verdi
 rule of ldnn.analysis.statistics. Diverged seeds (and any non-finite value of the
 metric) are left out of the statistics and counted.
 
+Every comparison is made twice, by design: `pooled` tests all seeds of the two groups as
+independent samples (the paper's design, one-sided Mann–Whitney); `replicates` takes the
+meta-learning replicate as the unit (ldnn.analysis.replicates: per replicate Cliff's
+delta, one-sided t-test across replicates, two-level bootstrap interval, ICC, and in how
+many replicates the effect points the claimed way). Holm runs over all comparisons of one
+design, both training protocols together. "mixed vs others" also compares mixed with the
+better learned type of each replicate ("best type": type labels mean nothing across
+replicates).
+
 Fig. 6 compares the Hamiltonian (HNN) with the conventional network (NN) on test_loss:
 both are the mean squared error of the same state derivatives (ẋ, ẏ, ẍ, ÿ) on the same
 held-out orbits (the HNN's prediction is its field (∂H/∂p, −∂H/∂q), p = q̇), so the two
@@ -23,8 +32,9 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
+from ldnn.analysis.replicates import icc, replicate_effects, replicate_p, two_level_bootstrap
 from ldnn.analysis.statistics import (INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, bootstrap_ci,
-                                      cliffs_delta, holm, mann_whitney_p, superiority, verdict)
+                                      cliffs_delta, holm, mann_whitney_p, verdict)
 from ldnn.baselines import BASELINE
 from ldnn.config import ClaimsConfig
 
@@ -33,6 +43,8 @@ log = logging.getLogger("ldnn")
 MIXED_VS_OTHERS = "mixed vs others"   # mixed against every other arm of the study
 SAME_ARM = "same arm"                 # each arm of both studies: a from study, b from other
 ORDERED_BY = "ordered by "            # + metric: every pair of `arms`, a the better by it
+BEST_TYPE = "best type"               # per replicate, the better learned type (group b)
+DESIGNS = ("pooled", "replicates")
 
 
 @dataclass(frozen=True)
@@ -80,9 +92,10 @@ PAPER = (
 
 GROUP_COLUMNS = ("n", "diverged", "median", "median_low", "median_high", "mean", "mean_low",
                  "mean_high")
-COLUMNS = (["claim", "figure", "protocol", "metric", "direction", "width", "study_a", "group_a",
-            "study_b", "group_b"] + [f"{c}_{g}" for g in "ab" for c in GROUP_COLUMNS]
-           + ["superiority", "cliffs_delta", "p", "p_holm", "verdict"])
+COLUMNS = (["claim", "figure", "protocol", "design", "metric", "direction", "width", "study_a",
+            "group_a", "study_b", "group_b"] + [f"{c}_{g}" for g in "ab" for c in GROUP_COLUMNS]
+           + ["replicates", "holds", "icc", "superiority", "cliffs_delta", "effect_low",
+              "effect_high", "p", "p_holm", "verdict"])
 
 
 def _at(config: dict, key: str) -> Any:
@@ -112,16 +125,44 @@ def tables(sources: dict[str, Any], families: tuple[Family, ...] = PAPER) -> lis
     return sorted(needed)
 
 
-def _group(table: pd.DataFrame, arm: str, width: Any, metric: str) -> tuple[np.ndarray, int]:
-    """The finite, non-diverged values (n,) of one arm (and width) and how many were left out."""
+@dataclass(frozen=True)
+class Group:
+    """The finite, non-diverged values (n,) of a group of networks, each one's replicate and
+    seed (n,), and how many networks were left out."""
+    values: np.ndarray
+    replicates: np.ndarray
+    seeds: np.ndarray
+    left_out: int
+
+
+def _rows(table: pd.DataFrame, arm: str, width: Any) -> pd.DataFrame:
     rows = table[table.arm == arm]
-    if width is not None:
-        rows = rows[rows.width == width]
+    return rows if width is None else rows[rows.width == width]
+
+
+def _group(rows: pd.DataFrame, metric: str) -> Group:
     values = rows[metric].to_numpy(np.float64)
     kept = np.isfinite(values)
     if "diverged" in rows:
         kept &= ~rows.diverged.to_numpy(bool)
-    return values[kept], int((~kept).sum())
+    replicates = rows.replicate.to_numpy(int) if "replicate" in rows else np.zeros(len(rows), int)
+    seeds = rows.seed.to_numpy(int) if "seed" in rows else np.arange(len(rows))
+    return Group(values[kept], replicates[kept], seeds[kept], int((~kept).sum()))
+
+
+def _best_type(table: pd.DataFrame, width: Any, metric: str, direction: str) -> pd.DataFrame:
+    """Per replicate, the rows of the learned type (type1, type2, …) with the best median
+    by `metric` in `direction`."""
+    types = sorted(a for a in set(table.arm) if a.startswith("type"))
+    chosen, candidates = [], table[table.arm.isin(types)]
+    for _, rows in candidates.groupby(
+            "replicate" if "replicate" in table else np.zeros(len(candidates), int)):
+        medians = {a: _rows(rows, a, width)[metric].median() for a in types}
+        medians = {a: m for a, m in medians.items() if np.isfinite(m)}
+        if medians:
+            best = (max if direction == "greater" else min)(medians, key=medians.get)
+            chosen.append(_rows(rows, best, width))
+    return pd.concat(chosen) if chosen else table.iloc[:0]
 
 
 def _protocols(a_table: pd.DataFrame, b_table: pd.DataFrame) -> list[str]:
@@ -144,12 +185,16 @@ def _pairs(family: Family, sources: dict, a_table: pd.DataFrame, b_table: pd.Dat
     if isinstance(family.pairs, tuple):
         return [(a, b) for a, b in family.pairs if a in arms and b in arms]
     if family.pairs == MIXED_VS_OTHERS:
-        return [("mixed", b) for b in arms if b != "mixed"] if "mixed" in arms else []
+        if "mixed" not in arms:
+            return []
+        types = [a for a in arms if a.startswith("type")]
+        best = [("mixed", BEST_TYPE)] if len(types) > 1 else []
+        return [("mixed", b) for b in arms if b != "mixed"] + best
     if family.pairs == SAME_ARM:
         return [(a, a) for a in arms]
     if family.pairs.startswith(ORDERED_BY):
         by = family.pairs[len(ORDERED_BY):]
-        values = {a: _group(a_table, a, width, by)[0] for a in arms}
+        values = {a: _group(_rows(a_table, a, width), by).values for a in arms}
         median = {a: np.median(v) for a, v in values.items() if v.size}
         return [(a, b) if median[a] > median[b] else (b, a)
                 for a, b in itertools.combinations(median, 2) if median[a] != median[b]]
@@ -159,7 +204,7 @@ def _pairs(family: Family, sources: dict, a_table: pd.DataFrame, b_table: pd.Dat
 def comparisons(tables: dict[str, pd.DataFrame], sources: dict[str, Any],
                 families: tuple[Family, ...] = PAPER) -> Iterator[dict]:
     """Each comparison of each family whose tables, metric and arms are there: its
-    description and the values of both groups (`values_a`, `values_b`, diverged counts)."""
+    description and both groups (`a`, `b`: Group)."""
     for family in families:
         if family.study not in sources or (family.other and family.other not in sources):
             log.info("claims: %s %r skipped, its config key is missing", family.figure,
@@ -183,14 +228,14 @@ def comparisons(tables: dict[str, pd.DataFrame], sources: dict[str, Any],
                     claim = family.words.format(a=a, b=b)
                     if len(widths) > 1:
                         claim += f", width {width}"
-                    values_a, diverged_a = _group(a_rows, a, width, family.metric)
-                    values_b, diverged_b = _group(b_rows, b, width, family.metric)
+                    b_group = (_best_type(b_rows, width, family.metric, family.direction)
+                               if b == BEST_TYPE else _rows(b_rows, b, width))
                     yield {"claim": claim, "figure": family.figure, "protocol": protocol,
                            "metric": family.metric, "direction": family.direction,
                            "width": width, "study_a": study_a, "group_a": a,
-                           "study_b": study_b, "group_b": b, "values_a": values_a,
-                           "values_b": values_b, "diverged_a": diverged_a,
-                           "diverged_b": diverged_b}
+                           "study_b": study_b, "group_b": b,
+                           "a": _group(_rows(a_rows, a, width), family.metric),
+                           "b": _group(b_group, family.metric)}
 
 
 def _describe(values: np.ndarray, settings: ClaimsConfig) -> dict[str, float]:
@@ -203,25 +248,61 @@ def _describe(values: np.ndarray, settings: ClaimsConfig) -> dict[str, float]:
     return description
 
 
+def _paired_differences(a: Group, b: Group) -> tuple[np.ndarray, np.ndarray]:
+    """a − b of the networks of one seed and replicate in both groups, and the replicates."""
+    left = pd.DataFrame({"replicate": a.replicates, "seed": a.seeds, "a": a.values})
+    right = pd.DataFrame({"replicate": b.replicates, "seed": b.seeds, "b": b.values})
+    pairs = left.merge(right, on=["replicate", "seed"])
+    return (pairs.a - pairs.b).to_numpy(), pairs.replicate.to_numpy()
+
+
+def _test(a: Group, b: Group, direction: str, design: str, settings: ClaimsConfig) -> dict:
+    """δ(a, b), its interval (replicates design), and the one-sided p of one design."""
+    if a.values.size == 0 or b.values.size == 0:
+        return {"cliffs_delta": np.nan, "effect_low": np.nan, "effect_high": np.nan,
+                "p": np.nan}
+    if design == "pooled":
+        return {"cliffs_delta": cliffs_delta(a.values, b.values), "effect_low": np.nan,
+                "effect_high": np.nan, "p": mann_whitney_p(a.values, b.values, direction)}
+    args = (a.values, a.replicates, b.values, b.replicates, direction)
+    _, effects = replicate_effects(*args)
+    low, high = two_level_bootstrap(*args, settings.resamples // 5, settings.seed)
+    sign = 1 if direction == "greater" else -1
+    low, high = sorted((sign * low, sign * high))
+    return {"cliffs_delta": sign * float(np.mean(effects)) if effects.size else np.nan,
+            "effect_low": low, "effect_high": high, "p": replicate_p(effects)}
+
+
 def evaluate(tables: dict[str, pd.DataFrame], sources: dict[str, Any], settings: ClaimsConfig,
              families: tuple[Family, ...] = PAPER) -> pd.DataFrame:
-    """One row per comparison (columns COLUMNS): group statistics, one-sided Mann–Whitney p,
-    Holm-adjusted over all rows, effect sizes and the verdict. `tables` maps
+    """Two rows per comparison, one per design (columns COLUMNS): group statistics, the
+    replicates behind them, in how many the effect points the claimed way (holds), the ICC
+    of the seed-paired differences, δ(a, b) (pooled: over all pairs of seeds; replicates:
+    the mean over replicates, with its two-level bootstrap interval), the one-sided p,
+    Holm-adjusted over all rows of the design, and the verdict. `tables` maps
     "study/table" to the table."""
     rows = []
     for comparison in comparisons(tables, sources, families):
-        a, b = comparison.pop("values_a"), comparison.pop("values_b")
-        row = dict(comparison)
-        for side, values in (("a", a), ("b", b)):
-            row |= {f"{k}_{side}": v for k, v in _describe(values, settings).items()}
-        testable = a.size > 0 and b.size > 0
-        row["superiority"] = superiority(a, b) if testable else np.nan
-        row["cliffs_delta"] = cliffs_delta(a, b) if testable else np.nan
-        row["p"] = mann_whitney_p(a, b, comparison["direction"]) if testable else np.nan
-        rows.append(row)
+        a, b = comparison.pop("a"), comparison.pop("b")
+        shared, effects = replicate_effects(a.values, a.replicates, b.values, b.replicates,
+                                            comparison["direction"])
+        common = dict(comparison) | {"replicates": shared.size,
+                                     "holds": int(np.sum(effects > 0)),
+                                     "icc": icc(*_paired_differences(a, b))}
+        for side, group in (("a", a), ("b", b)):
+            common |= {f"{k}_{side}": v for k, v in _describe(group.values, settings).items()}
+            common[f"diverged_{side}"] = group.left_out
+        for design in DESIGNS:
+            row = common | {"design": design} | _test(a, b, comparison["direction"], design,
+                                                      settings)
+            row["superiority"] = (1 + row["cliffs_delta"]) / 2
+            rows.append(row)
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame["width"] = frame.width.astype("Int64")
-    frame["p_holm"] = holm(frame.p.to_numpy(np.float64))
+    frame["p_holm"] = np.nan
+    for design in DESIGNS:
+        chosen = frame.design == design
+        frame.loc[chosen, "p_holm"] = holm(frame.p[chosen].to_numpy(np.float64))
     frame["verdict"] = [verdict(p, d, direction, settings.alpha) for p, d, direction in
                         zip(frame.p_holm, frame.cliffs_delta, frame.direction)]
     return frame
@@ -239,35 +320,78 @@ def _with_interval(value: float, low: float, high: float) -> str:
     return f"{_number(value)} [{_number(low)}, {_number(high)}]"
 
 
+def _verdict_text(verdict_: str) -> str:
+    return f"**{verdict_}**" if verdict_ == REPRODUCED else verdict_
+
+
+def side_by_side(frame: pd.DataFrame) -> list[str]:
+    """Markdown lines: one row per claim, its verdict under each (protocol, design), and
+    whether they differ."""
+    columns = list(dict.fromkeys(zip(frame.protocol, frame.design)))
+    table = frame.pivot_table(index=["figure", "claim"], columns=["protocol", "design"],
+                              values="verdict", aggfunc="first", sort=False)
+    lines = ["| figure | claim | " + " | ".join(f"{p}, {d}" for p, d in columns)
+             + " | verdicts differ |", "|---|---|" + "---|" * len(columns) + "---|"]
+    for (figure, claim), row in table.iterrows():
+        verdicts = [row.get(c) for c in columns]
+        present = {v for v in verdicts if isinstance(v, str)}
+        lines.append(f"| {figure} | {claim} | "
+                     + " | ".join(_verdict_text(v) if isinstance(v, str) else "–"
+                                  for v in verdicts)
+                     + f" | {'**yes**' if len(present) > 1 else ''} |")
+    return lines
+
+
 def markdown(frame: pd.DataFrame, alpha: float) -> str:
-    """The claims table as Markdown, with the counts of each verdict and how they are decided."""
-    counts = frame.verdict.value_counts()
-    lines = [
-        "# Claims of the paper, tested",
+    """The claims as Markdown: the verdicts of each claim under every protocol and design
+    side by side (flagging claims whose verdicts differ), then both designs' details."""
+    lines = ["# Claims of the paper, tested", ""]
+    for (protocol, design), rows in frame.groupby(["protocol", "design"], sort=False):
+        counts = rows.verdict.value_counts()
+        lines.append(f"- {protocol} training, {design}: {len(rows)} claims, "
+                     f"**{counts.get(REPRODUCED, 0)} reproduced**, "
+                     f"{counts.get(NOT_REPRODUCED, 0)} not reproduced, "
+                     f"{counts.get(INCONCLUSIVE, 0)} inconclusive.")
+    lines += [
         "",
-        f"{len(frame)} claims: **{counts.get(REPRODUCED, 0)} reproduced**, "
-        f"{counts.get(NOT_REPRODUCED, 0)} not reproduced, {counts.get(INCONCLUSIVE, 0)} "
-        "inconclusive.",
-        "",
-        "Each claim compares the seeds of two groups a and b: one-sided Mann–Whitney U test "
-        "in the claimed direction, p-values Holm–Bonferroni adjusted over all claims. "
+        "Each claim compares two groups of networks a and b in the claimed direction, by two "
+        "designs. *pooled* (the paper's): every seed an independent sample, one-sided "
+        "Mann–Whitney U test, δ = P(a > b) − P(a < b) over all pairs of seeds (Cliff's "
+        "delta). *replicates*: the meta-learning replicate is the unit; δ_r over each "
+        "replicate's seeds, a one-sided t-test of their mean across the K replicates, δ the "
+        "mean of δ_r with a two-level bootstrap 95 % interval (replicates, then seeds); "
+        "*holds*: replicates whose δ_r points the claimed way; ICC: the between-replicate "
+        "share of the variance of the seed-paired differences a − b. p-values are "
+        "Holm–Bonferroni adjusted over all claims of a design, both protocols together. "
         f"*Reproduced*: adjusted p < {alpha:g}. *Not reproduced*: not significant, and the "
         "effect is negligible (|δ| < 0.147) or points the other way. *Inconclusive*: not "
-        "significant, but a non-negligible effect in the claimed direction. "
-        "δ = P(a > b) − P(a < b) over all pairs of seeds (Cliff's delta). Medians with "
-        "percentile-bootstrap 95 % intervals; diverged seeds are left out and counted.",
+        "significant, but a non-negligible effect in the claimed direction. *best type*: the "
+        "better learned type of each replicate. Diverged seeds are left out and counted.",
         "",
-        "| figure | claim | protocol | n a, b (diverged) | median a [95 % CI] "
-        "| median b [95 % CI] | mean a | mean b | δ | p | p Holm | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "## Verdicts side by side",
+        "",
     ]
-    for row in frame.itertuples():
-        verdict_text = f"**{row.verdict}**" if row.verdict == REPRODUCED else row.verdict
+    lines += side_by_side(frame)
+    lines += ["", "## Replicates design", "",
+              "| figure | claim | protocol | K | holds | ICC | median a | median b "
+              "| δ [95 % CI] | p | p Holm | verdict |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in frame[frame.design == "replicates"].itertuples():
+        lines.append(
+            f"| {row.figure} | {row.claim} | {row.protocol} | {row.replicates} | {row.holds} "
+            f"| {_number(row.icc)} | {_number(row.median_a)} | {_number(row.median_b)} "
+            f"| {_with_interval(row.cliffs_delta, row.effect_low, row.effect_high)} "
+            f"| {_p(row.p)} | {_p(row.p_holm)} | {_verdict_text(row.verdict)} |")
+    lines += ["", "## Pooled design", "",
+              "| figure | claim | protocol | n a, b (diverged) | median a [95 % CI] "
+              "| median b [95 % CI] | mean a | mean b | δ | p | p Holm | verdict |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in frame[frame.design == "pooled"].itertuples():
         lines.append(
             f"| {row.figure} | {row.claim} | {row.protocol} | {row.n_a}, {row.n_b} "
             f"({row.diverged_a}, {row.diverged_b}) "
             f"| {_with_interval(row.median_a, row.median_low_a, row.median_high_a)} "
             f"| {_with_interval(row.median_b, row.median_low_b, row.median_high_b)} "
             f"| {_number(row.mean_a)} | {_number(row.mean_b)} | {_number(row.cliffs_delta)} "
-            f"| {_p(row.p)} | {_p(row.p_holm)} | {verdict_text} |")
+            f"| {_p(row.p)} | {_p(row.p_holm)} | {_verdict_text(row.verdict)} |")
     return "\n".join(lines) + "\n"

@@ -1,6 +1,7 @@
 """The inner loop of meta-learning as one compiled kernel with a hand-written adjoint.
 
-For a network with one hidden layer, a cross-entropy or mean-squared-error loss and
+For a network with one hidden layer, a cross-entropy or mean-squared-error loss (of its
+outputs, or of a Hamiltonian network's field: first-order meta-gradient only) and
 spline-tabulated activations, ldnn/csrc/inner_loop.cpp runs the whole inner loop (RMSprop
 on mini-batches from a fresh init) and, for the unrolled meta-gradient, its exact reverse
 pass with respect to the spline coefficients; autograd then carries that gradient from the
@@ -25,7 +26,7 @@ from ldnn.activations import SplineTable
 
 log = logging.getLogger(__name__)
 
-LOSS_KINDS = {"cross_entropy": 0, "mse": 1}
+LOSS_KINDS = {"cross_entropy": 0, "mse": 1, "hamiltonian": 2}
 SOURCE = Path(__file__).with_name("csrc") / "inner_loop.cpp"
 
 
@@ -58,10 +59,19 @@ def _vector_flags() -> list[str]:
     return []
 
 
-def supported(loss_kind: str, sizes: tuple[int, ...], hamiltonian: bool, base: str) -> bool:
-    """Whether the kernel runs this problem: one hidden layer, a loss it knows, no HNN, and
-    a smooth base (tabulated with the sub-network; ReLU's kink is not)."""
-    return len(sizes) == 3 and loss_kind in LOSS_KINDS and not hamiltonian and base != "relu"
+def kernel_loss(loss_kind: str, hamiltonian: bool) -> str:
+    """The kernel's name for a task's loss: a Hamiltonian network's is "hamiltonian"."""
+    return "hamiltonian" if hamiltonian else loss_kind
+
+
+def supported(loss_kind: str, sizes: tuple[int, ...], hamiltonian: bool, base: str,
+              meta_gradient: str) -> bool:
+    """Whether the kernel runs this problem: one hidden layer, a loss it knows, a smooth
+    base (tabulated with the sub-network; ReLU's kink is not), and for a Hamiltonian
+    network (one output, an MSE on its field) the first-order meta-gradient."""
+    if hamiltonian and (meta_gradient != "first_order" or sizes[-1] != 1 or loss_kind != "mse"):
+        return False
+    return len(sizes) == 3 and loss_kind in LOSS_KINDS and base != "relu"
 
 
 def stack_tables(tables: list[SplineTable]) -> tuple[Tensor, Tensor, Tensor]:
@@ -101,7 +111,8 @@ class _InnerLoop(torch.autograd.Function):
 def inner_loops(tables: list[SplineTable], x: Tensor, y: Tensor, batches: Tensor, noise: Tensor,
                 theta0: Tensor, lr: float, decay: float, loss_kind: str
                 ) -> tuple[Tensor, Tensor, Tensor]:
-    """R inner loops, replicate r with `tables[r]`: x (N, D), y (N,) labels or (N, O),
+    """R inner loops, replicate r with `tables[r]`: x (N, D), y (N,) labels or (N, O) (a
+    Hamiltonian network's: (N, D), its field's targets),
     batches (R, K, B), noise (R, K, H), theta0 (R, P) flat.
 
     Returns the losses (R, K), differentiable with respect to the tables' coefficients

@@ -175,7 +175,8 @@ def meta_gradient(problem: MetaProblem, phi: dict[str, Tensor], run: InnerRun, d
 def uses_kernel(problem: MetaProblem, cfg: MetaConfig) -> bool:
     """Whether meta-learning runs through the compiled inner loop (ldnn.fused)."""
     return cfg.spline_spacing > 0 and fused.supported(problem.task.loss_kind, problem.sizes,
-                                                      problem.task.hamiltonian, problem.base)
+                                                      problem.task.hamiltonian, problem.base,
+                                                      cfg.meta_gradient)
 
 
 def meta_gradients(problem: MetaProblem, phis: Sequence[dict[str, Tensor]],
@@ -234,7 +235,8 @@ def _kernel_runs(problem: MetaProblem, activations: list[SplineActivations],
         with torch.set_grad_enabled(differentiable):
             losses, theta, outside = fused.inner_loops(
                 [activations[r].table for r in pending], data.x_train, data.y_train,
-                *inputs(pending), cfg.inner_lr, cfg.inner_decay, problem.task.loss_kind)
+                *inputs(pending), cfg.inner_lr, cfg.inner_decay,
+                fused.kernel_loss(problem.task.loss_kind, problem.task.hamiltonian))
         redo = []
         for i, (r, (low, high)) in enumerate(zip(pending, outside.tolist())):
             if low > high:

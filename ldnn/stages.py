@@ -97,25 +97,28 @@ def _arm(task: str, activations: str | Path, arm: str):
 
 
 def train_block(data: str | Path, activations: str | Path, task: str, depth: int, train: dict,
-                arm: str, width: int, seeds: Sequence[int], out: str | Path,
+                replicate: int, arm: str, width: int, seeds: Sequence[int], out: str | Path,
                 out_params: str | Path) -> None:
     """Frozen training of one (arm, width) for a block of seeds under one protocol (`train`:
-    a TrainConfig's values): a tidy table, one row per seed, and the trained parameters
-    stacked over the seeds (.pt)."""
+    a TrainConfig's values), with the activations of meta-learning replicate `replicate`: a
+    tidy table, one row per seed, and the trained parameters stacked over the seeds (.pt)."""
     spec = tasks.get(task)
     activation, n_types = _arm(task, activations, arm)
     cfg, task_data = parse(TrainConfig, train, "train"), tasks.TaskData.load(data)
-    log.info("training %s arm %s width %d under protocol %s (%s, %d epochs at most), seeds %s",
-             task, arm, width, cfg.protocol, cfg.optimizer, cfg.epochs, list(seeds))
+    log.info("training %s arm %s (replicate %d) width %d under protocol %s (%s, %d epochs at "
+             "most), seeds %s", task, arm, replicate, width, cfg.protocol, cfg.optimizer,
+             cfg.epochs, list(seeds))
     sizes = layer_sizes(spec.n_in, width, depth, spec.n_out)
     fit = fit_seeds(spec, task_data, sizes, activation, n_types, cfg, seeds)
     result = evaluate(spec, task_data, fit, activation, n_types, cfg)
-    table = pd.DataFrame({"task": task, "protocol": cfg.protocol, "arm": arm, "width": width,
-                          "seed": list(seeds)} | {k: v.numpy() for k, v in result.items()})
+    table = pd.DataFrame({"task": task, "protocol": cfg.protocol, "replicate": replicate,
+                          "arm": arm, "width": width, "seed": list(seeds)}
+                         | {k: v.numpy() for k, v in result.items()})
     log.info("diverged: %d, unconverged: %d of %d; epochs run: median %d", int(table.diverged.sum()),
              int(table.unconverged.sum()), len(table), int(table.epochs_run.median()))
     with atomic_path(out_params) as tmp:
-        torch.save({"params": fit.params, "seeds": list(seeds), "sizes": sizes}, tmp)
+        torch.save({"params": fit.params, "seeds": list(seeds), "sizes": sizes,
+                    "replicate": replicate}, tmp)
     write_csv(table, out)
 
 
@@ -132,19 +135,20 @@ def baselines(data: str | Path, task: str, forecast_horizon: float, out: str | P
     write_csv(table, out)
 
 
-def hessian(data: str | Path, activations: str | Path, task: str, arm: str,
+def hessian(data: str | Path, activations: Sequence[str | Path], task: str, arm: str,
             blocks: Sequence[str | Path], settings: dict, out_table: str | Path,
             out_spectra: str | Path) -> None:
     """Hessian of the training loss of the first settings["seeds"] trained networks of one
-    arm: per seed trace (Hutchinson), extreme Ritz values and the fraction of |λ| below the
-    threshold (SLQ); the SLQ nodes and weights (S, P, k) for densities."""
+    arm (in the order of `blocks`; activations[r]: replicate r's): per seed trace
+    (Hutchinson), extreme Ritz values and the fraction of |λ| below the threshold (SLQ);
+    the SLQ nodes and weights (S, P, k) for densities."""
     from ldnn.analysis.hessian import fraction_below, hutchinson_trace, loss_hvp, slq
 
     spec, task_data = tasks.get(task), tasks.TaskData.load(data, torch.float64)
-    activation, n_types = _arm(task, activations, arm)
     rows, all_nodes, all_weights = [], [], []
     for block in blocks:
         saved = torch.load(block, weights_only=True)
+        activation, n_types = _arm(task, activations[saved["replicate"]], arm)
         for i, seed in enumerate(saved["seeds"]):
             if len(rows) >= settings["seeds"]:
                 break
@@ -155,8 +159,9 @@ def hessian(data: str | Path, activations: str | Path, task: str, arm: str,
                                      max_probes=settings["max_probes"])
             nodes, weights = slq(hvp, n, settings["slq_probes"], settings["lanczos_steps"],
                                  generator)
-            rows.append({"task": task, "protocol": settings["protocol"], "arm": arm,
-                         "seed": seed, "trace": trace.trace,
+            rows.append({"task": task, "protocol": settings["protocol"],
+                         "replicate": saved["replicate"], "arm": arm, "seed": seed,
+                         "trace": trace.trace,
                          "trace_standard_error": trace.standard_error, "probes": trace.probes,
                          "smallest": float(nodes.min()), "largest": float(nodes.max()),
                          "fraction_small": fraction_below(nodes, weights,
@@ -180,7 +185,8 @@ def gather(tables: Sequence[str | Path], baselines: str | Path, study: str,
     if "test_loss" in frame and "test_accuracy" not in frame:
         affine = frame.test_loss[(frame.protocol == BASELINE) & (frame.arm == "affine")]
         frame["affine_ratio"] = frame.test_loss / float(affine.iloc[0])
-    write_csv(frame.sort_values(["protocol", "arm", "width", "seed"], kind="stable"), out)
+    write_csv(frame.sort_values(["protocol", "arm", "width", "replicate", "seed"], kind="stable"),
+              out)
 
 
 def seed_blocks(seeds: int, block: int) -> list[tuple[int, int]]:
@@ -365,10 +371,13 @@ def hessian_figure(arms: Sequence[str], tables: Sequence[str | Path],
 
 
 def _history(path: str | Path, replicate: int = 0) -> dict[str, np.ndarray]:
-    """One replicate's meta-learning history (the arrays of `metalearn.history`)."""
+    """One replicate's meta-learning history (the arrays of `metalearn.history`), and the
+    final snapshots of the others, other_finals (R − 1, T, P)."""
     history = _npz(path)
     row = list(history["replicates"]).index(replicate)
-    return history | {k: history[k][row] for k in ("outer_loss", "grad_norm", "snapshots")}
+    others = [r for r in range(len(history["replicates"])) if r != row]
+    return history | {k: history[k][row] for k in ("outer_loss", "grad_norm", "snapshots")} | {
+        "other_finals": history["snapshots"][others, -1]}
 
 
 def _npz(path: str | Path) -> dict[str, np.ndarray]:
@@ -390,3 +399,17 @@ def claims(tables: Sequence[str | Path], names: Sequence[str], sources: dict, se
     write_csv(frame, out_table)
     with atomic_path(out_markdown) as tmp:
         tmp.write_text(paper.markdown(frame, cfg.alpha))
+
+
+def summary(studies: Sequence[str | Path], names: Sequence[str], hessian: str | Path,
+            claims: str | Path, markers: str | Path | None, truth: str | Path | None,
+            out: str | Path) -> None:
+    """The results page (ldnn.summary) from the studies' tables (named by `names`), the
+    Hessian and claims tables and, for the synthetic clock, its markers and ground truth."""
+    from ldnn.summary import summary as page, tracking_error
+
+    tracking = tracking_error(pd.read_csv(markers), pd.read_csv(truth)) if truth else None
+    text = page({n: pd.read_csv(t) for n, t in zip(names, studies, strict=True)},
+                pd.read_csv(hessian), pd.read_csv(claims), tracking)
+    with atomic_path(out) as tmp:
+        tmp.write_text(text)

@@ -24,6 +24,7 @@ SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 SETTINGS = ClaimsConfig(alpha=0.05, resamples=500, seed=0)
 SEEDS = 30
+REPLICATES = 5             # seeds 0–5 belong to replicate 0, 6–11 to replicate 1, …
 SHIFT = 3.0                # effect of a "better" arm, in standard deviations of the seeds
 ARMS = ("relu", "tanh", "sin", "type1", "type2", "mixed")
 
@@ -39,8 +40,9 @@ def study_table(study: str, means: dict[str, float], metric: str, widths=(100,),
             values = rng.normal(mean, 1.0, SEEDS)
             flagged = np.arange(SEEDS) < (diverged or {}).get(arm, 0)
             values[flagged] = np.nan
-            frames.append(pd.DataFrame({"study": study, "protocol": "paper", "arm": arm,
-                                        "width": width,
+            frames.append(pd.DataFrame({"study": study, "protocol": "paper",
+                                        "replicate": np.arange(SEEDS) // (SEEDS // REPLICATES),
+                                        "arm": arm, "width": width,
                                         "seed": np.arange(SEEDS), metric: values,
                                         "diverged": flagged}))
     return pd.concat(frames, ignore_index=True)
@@ -101,22 +103,28 @@ def test_sources_and_tables_follow_the_config(config):
 def test_every_claim_is_expanded_with_its_known_verdict(config, tables):
     frame = claims.evaluate(tables, claims.sources(config), SETTINGS)
     assert list(frame.columns) == claims.COLUMNS
-    counts = frame.groupby("figure").size().to_dict()
-    assert counts == {"Fig. 3": 5, "Fig. 4": 10, "Fig. 5": 3, "Fig. 6": 3 + 3 + 4, "Fig. 7": 3,
+    counts = frame[frame.design == "pooled"].groupby("figure").size().to_dict()
+    # mixed against each other arm and the best learned type; two designs each
+    assert counts == {"Fig. 3": 6, "Fig. 4": 12, "Fig. 5": 4, "Fig. 6": 4 + 4 + 4, "Fig. 7": 4,
                       "Fig. 8": 6, "Hessian": 4}
+    assert (frame.design.value_counts() == len(frame) // 2).all()
+    replicated = frame[frame.design == "replicates"]
+    assert (replicated.replicates == REPLICATES).all()
     by_figure = frame.groupby("figure").verdict.agg(set).to_dict()
     assert by_figure["Fig. 3"] == by_figure["Fig. 4"] == {REPRODUCED}
     assert by_figure["Fig. 7"] == {NOT_REPRODUCED}                 # mixed is worse there
     assert by_figure["Hessian"] == {REPRODUCED}
     fig6 = frame[frame.figure == "Fig. 6"]
     assert set(fig6.verdict) == {REPRODUCED}
-    same_arm = fig6[fig6.study_a != fig6.study_b]
+    same_arm = fig6[(fig6.study_a != fig6.study_b) & (fig6.design == "pooled")]
     assert sorted(same_arm.group_a) == ["mixed", "sin", "type1", "type2"]
     assert (same_arm.group_a == same_arm.group_b).all()
     fig5 = frame[frame.figure == "Fig. 5"]                         # equal arms: p ~ U(0, 1)
     assert not (fig5.verdict == REPRODUCED).any()
     assert set(fig5.verdict) <= {NOT_REPRODUCED, INCONCLUSIVE}
-    np.testing.assert_array_equal(frame.p_holm, holm(frame.p.to_numpy()))
+    for design in claims.DESIGNS:
+        rows = frame[frame.design == design]
+        np.testing.assert_array_equal(rows.p_holm, holm(rows.p.to_numpy()))
     assert ((frame.superiority - (1 + frame.cliffs_delta) / 2).abs() < 1e-12).all()
     inside = frame[["median_low_a", "median_a", "median_high_a"]].to_numpy()
     assert (inside[:, 0] <= inside[:, 1]).all() and (inside[:, 1] <= inside[:, 2]).all()
@@ -170,9 +178,12 @@ def test_markdown_has_the_counts_and_one_row_per_claim(config, tables):
     frame = claims.evaluate(tables, claims.sources(config), SETTINGS)
     text = claims.markdown(frame, SETTINGS.alpha)
     rows = [line for line in text.splitlines() if line.startswith(("| Fig", "| Hessian"))]
-    assert len(rows) == len(frame)
-    counts = frame.verdict.value_counts()
-    assert f"{len(frame)} claims: **{counts[REPRODUCED]} reproduced**" in text
+    claims_shown = len(frame.drop_duplicates(["figure", "claim"]))
+    assert len(rows) == len(frame) + claims_shown       # both designs' details, side by side
+    pooled = frame[frame.design == "pooled"]
+    counts = pooled.verdict.value_counts()
+    assert (f"paper training, pooled: {len(pooled)} claims, **{counts[REPRODUCED]} "
+            "reproduced**") in text
 
 
 @pytest.mark.parametrize("change, key", [({"alpha": 1.5}, "claims.alpha"),
@@ -218,4 +229,23 @@ def test_each_protocol_is_tested_apart_and_baselines_never(config, tables):
     # The converged rows are the paper's values reversed: other verdicts, one Holm family.
     by_protocol = fig3.groupby("protocol").verdict.apply(tuple)
     assert by_protocol["paper"] != by_protocol["converged"]
-    assert np.allclose(frame.p_holm, claims.holm(frame.p.to_numpy()), equal_nan=True)
+    pooled = frame[frame.design == "pooled"]
+    assert np.allclose(pooled.p_holm, claims.holm(pooled.p.to_numpy()), equal_nan=True)
+
+
+def test_best_type_is_chosen_within_each_replicate():
+    rows = []
+    for replicate in range(4):
+        better = "type1" if replicate < 2 else "type2"
+        for arm in ("type1", "type2", "mixed"):
+            for seed in range(3):
+                rows.append({"replicate": replicate, "arm": arm, "width": 10,
+                             "seed": 3 * replicate + seed, "diverged": False,
+                             "test_loss": 1.0 if arm == better else 2.0})
+    table = pd.DataFrame(rows)
+    best = claims._best_type(table, 10, "test_loss", "less")
+    assert best.groupby("replicate").arm.agg(set).to_dict() == {0: {"type1"}, 1: {"type1"},
+                                                                 2: {"type2"}, 3: {"type2"}}
+    assert (best.test_loss == 1.0).all()
+    worst = claims._best_type(table, 10, "test_loss", "greater")
+    assert (worst.test_loss == 2.0).all() and len(worst) == 12

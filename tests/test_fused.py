@@ -74,6 +74,30 @@ def test_kernel_meta_gradient_equals_autograd(task_name, kind, first_range):
         assert (met != first_range) == widened
 
 
+@pytest.mark.parametrize("first_range", [(-3.0, 3.0), (-0.1, 0.1)], ids=["covering", "widened"])
+def test_hamiltonian_first_order_meta_gradient_equals_autograd(first_range):
+    """A Hamiltonian network 4 → 6 → 1 fitted on its field: the compiled first-order
+    meta-gradient equals autograd's through the same spline tables."""
+    task = get("henon_heiles_hnn")
+    generator = torch.Generator().manual_seed(5)
+    data = TaskData(*(torch.randn(shape, generator=generator, dtype=torch.float64)
+                      for shape in [(60, 4), (60, 4), (20, 4), (20, 4)]))
+    problem = MetaProblem(task, (4, 6, 1), "sin", 2, ActivationConfig(3, 0.2, -3.0, 3.0, 7))
+    cfg = dataclasses.replace(BASE_META, meta_gradient="first_order", spline_spacing=SPACING)
+    assert uses_kernel(problem, cfg)
+    assert not uses_kernel(problem, dataclasses.replace(cfg, meta_gradient="unrolled"))
+    phis = [init_subnetworks(2, 3, torch.Generator().manual_seed(s), torch.float64)
+            for s in (1, 2)]
+    runs = [draw_inner_run(problem, 60, cfg, torch.Generator().manual_seed(s), torch.float64)
+            for s in (3, 4)]
+    results = meta_gradients(problem, phis, runs, data, cfg, [first_range] * 2)
+    for phi, run, (loss, grads, met) in zip(phis, runs, results):
+        expected_loss, expected = meta_gradient(problem, phi, run, data, cfg)
+        assert abs(float(loss - expected_loss)) <= RTOL_SAME_ALGORITHM * float(expected_loss)
+        assert relative_max_error(grads, expected) <= RTOL_SAME_ALGORITHM
+        assert (met != first_range) == (first_range == (-0.1, 0.1))
+
+
 def test_kernel_is_not_used_where_it_does_not_apply():
     problem, _ = tiny("mnist1d")
     cfg = dataclasses.replace(BASE_META, spline_spacing=SPACING)

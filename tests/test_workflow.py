@@ -353,3 +353,22 @@ def test_smoke_run_has_the_claims_and_a_report_with_every_figure(smoke, tmp_path
     files += [smoke / "figures/paper/fig4.png", smoke / "claims.csv"]
     for path in files:
         assert path.read_bytes() in embedded, path
+
+
+@pytest.mark.slow
+def test_summary_page_is_the_summary_of_the_run_tables(smoke):
+    from ldnn.summary import summary, tracking_error
+
+    names = ["mnist1d_sin", "van_der_pol_sin", "henon_heiles_sin", "henon_heiles_hnn_sin",
+             "mnist1d_zero", "pendulum_sin"]
+    expected = summary({n: pd.read_csv(smoke / n / "results.csv") for n in names},
+                       pd.read_csv(smoke / "mnist1d_sin/hessian.csv"),
+                       pd.read_csv(smoke / "claims.csv"),
+                       tracking_error(pd.read_csv(smoke / "pendulum/markers.csv"),
+                                      pd.read_csv(smoke / "pendulum/synthetic/truth.csv")))
+    text = (smoke / "summary.md").read_text()
+    assert text == expected
+    for name in names:
+        assert f"## {name} (" in text
+    assert "| baseline | – | affine |" in text and "| converged | 20 | mixed |" in text
+    assert "Tracking the synthetic pendulum clock" in text

@@ -101,7 +101,10 @@ void affine(const Tensor& bias, const Tensor& a, const Tensor& b, const Tensor& 
   matmul<scalar_t>(a, b, out, true);
 }
 
-constexpr int64_t CROSS_ENTROPY = 0, MSE = 1;
+// Losses: cross-entropy or mean squared error of the outputs; HAMILTONIAN: a network with
+// one output H(q, p) whose field (∂H/∂p, −∂H/∂q) is fitted to the targets by mean squared
+// error (first-order meta-gradient only: its backward assumes a one-step run).
+constexpr int64_t CROSS_ENTROPY = 0, MSE = 1, HAMILTONIAN = 2;
 constexpr int64_t CHUNKS = 2;  // fixed chunks of every mini-batch (parallel within a replicate)
 
 struct Shape {
@@ -263,6 +266,7 @@ template <typename scalar_t>
 struct Chunk {
   int64_t begin, n;
   Tensor xb, yb, z, a, slope, curvature, o, e, p, dz_bar, p_bar, s_bar, e_bar, o_bar, a_bar;
+  Tensor field, u;  // Hamiltonian networks
   Tensor partial;  // (P,): this chunk's share of g_k (forward) or of ∂F/∂θ (backward)
   Tensor grad_coef;  // (T·I, 4) double, backward only
   std::vector<int32_t> rows;
@@ -276,7 +280,13 @@ struct Chunk {
     auto rows_of = [&](int64_t width) { return at::empty({n, width}, opts); };
     xb = rows_of(s.D), z = rows_of(s.H), a = rows_of(s.H), slope = rows_of(s.H);
     o = rows_of(s.O), e = rows_of(s.O), p = rows_of(s.H), partial = at::empty({s.P}, opts);
-    yb = in.kind == CROSS_ENTROPY ? at::empty({n}, in.y.options()) : rows_of(s.O);
+    yb = in.kind == CROSS_ENTROPY ? at::empty({n}, in.y.options()) : rows_of(in.y.size(1));
+    if (in.kind == HAMILTONIAN) {  // e, u: dL/d(field) and dL/d(∇H); p: V = u W1
+      curvature = rows_of(s.H), field = rows_of(s.D), e = rows_of(s.D), u = rows_of(s.D);
+      s_bar = rows_of(s.H);
+      rows.resize(n * s.H);
+      ts.resize(n * s.H);
+    }
     if (backward) {
       curvature = rows_of(s.H), dz_bar = rows_of(s.H), p_bar = rows_of(s.H);
       s_bar = rows_of(s.H), e_bar = rows_of(s.O), o_bar = rows_of(s.O), a_bar = rows_of(s.H);
@@ -309,7 +319,7 @@ struct Chunk {
   }
 
   const scalar_t* targets(const Inputs& in) const {
-    return in.kind == MSE ? yb.data_ptr<scalar_t>() : nullptr;
+    return in.kind == CROSS_ENTROPY ? nullptr : yb.data_ptr<scalar_t>();
   }
 };
 
@@ -347,6 +357,56 @@ void forward_chunk(const Inputs& in, const Shape& s, const Table<scalar_t>& tabl
   column_sums<scalar_t>(pp, ch.n, s.H, gb.b1.data_ptr<scalar_t>());
 }
 
+// The gradient of a Hamiltonian network's loss for one chunk (see forward_chunk): with
+// S = σ'(z) ⊙ w2, ∇H = S W1, field f = (∇_p H, −∇_q H), e = dL/df, u = dL/d∇H and
+// V = u W1ᵀ: ∂L/∂W1 = Sᵀu + Δᵀx with Δ = V ⊙ w2 ⊙ σ''(z), ∂L/∂b1 = Σ Δ, ∂L/∂w2 = Σ V ⊙ σ'(z);
+// H's bias b2 has none. Leaves V in ch.p, and σ''(z), the cells and local coordinates.
+template <typename scalar_t>
+void hamiltonian_chunk(const Inputs& in, const Shape& s, const Table<scalar_t>& table,
+                       int64_t r, int64_t k, const Blocks& th, Chunk<scalar_t>& ch, Tensor z) {
+  ch.gather(in, in.batches[r][k].data_ptr<int64_t>());
+  affine<scalar_t>(th.b1, ch.xb, th.W1.t(), z);
+  const auto* zp = z.data_ptr<scalar_t>();
+  auto *ap = ch.a.template data_ptr<scalar_t>(), *sp = ch.slope.template data_ptr<scalar_t>();
+  auto* cp = ch.curvature.template data_ptr<scalar_t>();
+  const int64_t outside = evaluate_splines<true, scalar_t>(
+      table, s, ch.n, zp, in.noise[r][k].data_ptr<scalar_t>(), ap, sp, cp, ch.rows.data(),
+      ch.ts.data());
+  if (outside) ch.note_outside(table, zp, ch.n * s.H);
+  const auto* w2 = th.W2.data_ptr<scalar_t>();
+  for (int64_t b = 0; b < ch.n; ++b)  // a becomes S = σ'(z) ⊙ w2 (σ itself is not needed)
+    for (int64_t h = 0; h < s.H; ++h) ap[b * s.H + h] = sp[b * s.H + h] * w2[h];
+  matmul<scalar_t>(ch.a, th.W1, ch.field);  // ∇H (n, D)
+  const int64_t d = s.D / 2;
+  const scalar_t factor = scalar_t(2) / (s.B * s.D);
+  const auto* g = ch.field.template data_ptr<scalar_t>();
+  const auto* y = ch.yb.template data_ptr<scalar_t>();
+  auto *ep = ch.e.template data_ptr<scalar_t>(), *up = ch.u.template data_ptr<scalar_t>();
+  for (int64_t b = 0; b < ch.n; ++b) {
+    for (int64_t i = 0; i < s.D; ++i) {
+      const scalar_t f = i < d ? g[b * s.D + d + i] : -g[b * s.D + i - d];
+      const scalar_t diff = f - y[b * s.D + i];
+      ch.loss += static_cast<double>(diff) * diff;
+      ep[b * s.D + i] = factor * diff;
+    }
+    for (int64_t i = 0; i < d; ++i) {  // u = Jᵀe: ∂L/∂(∇_q H) = −e_p, ∂L/∂(∇_p H) = e_q
+      up[b * s.D + i] = -ep[b * s.D + d + i];
+      up[b * s.D + d + i] = ep[b * s.D + i];
+    }
+  }
+  matmul<scalar_t>(ch.u, th.W1.t(), ch.p);  // V (n, H)
+  Blocks gb(ch.partial, s);
+  matmul<scalar_t>(ch.a.t(), ch.u, gb.W1);
+  auto *vp = ch.p.template data_ptr<scalar_t>(), *qp = ch.s_bar.template data_ptr<scalar_t>();
+  for (int64_t i = 0; i < ch.n * s.H; ++i) qp[i] = vp[i] * sp[i];
+  column_sums<scalar_t>(qp, ch.n, s.H, gb.W2.data_ptr<scalar_t>());
+  for (int64_t b = 0; b < ch.n; ++b)  // Δ, in s_bar
+    for (int64_t h = 0; h < s.H; ++h) qp[b * s.H + h] = vp[b * s.H + h] * w2[h] * cp[b * s.H + h];
+  matmul<scalar_t>(ch.s_bar.t(), ch.xb, gb.W1, true);
+  column_sums<scalar_t>(qp, ch.n, s.H, gb.b1.data_ptr<scalar_t>());
+  gb.b2.zero_();
+}
+
 // Forward of replicate r. Writes losses (K,), the final θ (P,), the range of the
 // pre-activations met outside the table; with `keep`, also θ_k, g_k (K, P), the square
 // average after step k (K, P) and the pre-activations z_k (K, B, H) for the backward pass.
@@ -359,14 +419,15 @@ void forward_replicate(const Inputs& in, const Shape& s, int64_t r, Tensor losse
   theta.copy_(in.theta0[r]);
   const Blocks th(theta, s);
   const Table<scalar_t> table = table_of<scalar_t>(in.coef, in.first, in.intervals, in.spacing, r);
-  const double normaliser = in.kind == CROSS_ENTROPY ? s.B : s.B * s.O;
+  const double normaliser = in.kind == CROSS_ENTROPY ? s.B : s.B * in.y.size(1);
   auto* loss_out = losses.data_ptr<double>();
   for (int64_t k = 0; k < s.K; ++k) {
     for (auto& ch : chunks) ch.loss = 0;
     parallel_items(CHUNKS, [&](int64_t c) {
       auto& ch = chunks[c];
-      forward_chunk<scalar_t>(in, s, table, r, k, th, ch,
-                              keep ? zs[k].narrow(0, ch.begin, ch.n) : ch.z);
+      const Tensor z = keep ? zs[k].narrow(0, ch.begin, ch.n) : ch.z;
+      if (in.kind == HAMILTONIAN) hamiltonian_chunk<scalar_t>(in, s, table, r, k, th, ch, z);
+      else forward_chunk<scalar_t>(in, s, table, r, k, th, ch, z);
     });
     g.copy_(chunks[0].partial);
     loss_out[k] = chunks[0].loss;
@@ -477,6 +538,41 @@ void backward_chunk(const Inputs& in, const Shape& s, const Table<scalar_t>& tab
   column_sums<scalar_t>(abp, ch.n, s.H, tb.b1.data_ptr<scalar_t>());
 }
 
+// Backward of a one-step run of a Hamiltonian network: dJ/dcoef = w_0 ∂L_0/∂coef at θ_0.
+// L depends on the table only through σ'(z) in ∇H: ∂L/∂σ'(z) = V ⊙ w2.
+template <typename scalar_t>
+void hamiltonian_backward(const Inputs& in, const Shape& s, int64_t r, scalar_t weight,
+                          const Tensor& theta, Tensor grad_coef) {
+  TORCH_CHECK(s.K == 1, "Hamiltonian networks: only the first-order meta-gradient (a one-step "
+              "run) is compiled, not ", s.K, " steps");
+  auto chunks = chunks_of<scalar_t>(in, s, false);
+  const Blocks th(theta, s);
+  const Table<scalar_t> table = table_of<scalar_t>(in.coef, in.first, in.intervals, in.spacing, r);
+  const scalar_t inverse_spacing = 1 / in.spacing;
+  const auto* w2 = th.W2.data_ptr<scalar_t>();
+  std::vector<Tensor> partial;
+  for (int64_t c = 0; c < CHUNKS; ++c)
+    partial.push_back(at::zeros({s.T * s.I, 4}, in.x.options().dtype(at::kDouble)));
+  parallel_items(CHUNKS, [&](int64_t c) {
+    auto& ch = chunks[c];
+    hamiltonian_chunk<scalar_t>(in, s, table, r, 0, th, ch, ch.z);
+    const auto* vp = ch.p.template data_ptr<scalar_t>();
+    auto* gc = partial[c].data_ptr<double>();
+    for (int64_t b = 0; b < ch.n; ++b) {
+      for (int64_t h = 0; h < s.H; ++h) {
+        const int64_t i = b * s.H + h;
+        const scalar_t t = ch.ts[i], q = weight * vp[i] * w2[h] * inverse_spacing;
+        double* g = gc + 4 * ch.rows[i];
+        g[1] += q;
+        g[2] += 2 * t * q;
+        g[3] += 3 * t * t * q;
+      }
+    }
+  });
+  grad_coef.copy_(partial[0]);
+  for (int64_t c = 1; c < CHUNKS; ++c) grad_coef.add_(partial[c]);
+}
+
 // Backward of replicate r: dJ/dcoef (T·I, 4) in double, given w_k = dJ/dL_k (K,).
 template <typename scalar_t>
 void backward_replicate(const Inputs& in, const Shape& s, int64_t r, const Tensor& weights,
@@ -519,7 +615,8 @@ void backward_replicate(const Inputs& in, const Shape& s, int64_t r, const Tenso
 Inputs inputs(Tensor x, Tensor y, Tensor batches, Tensor noise, Tensor theta0, Tensor coef,
               Tensor first, Tensor intervals, double spacing, double lr, double decay,
               int64_t kind) {
-  TORCH_CHECK(kind == CROSS_ENTROPY || kind == MSE, "unknown loss kind ", kind);
+  TORCH_CHECK(kind == CROSS_ENTROPY || kind == MSE || kind == HAMILTONIAN, "unknown loss kind ",
+              kind);
   TORCH_CHECK(x.is_contiguous() && y.is_contiguous() && batches.is_contiguous() &&
                   noise.is_contiguous() && theta0.is_contiguous() && coef.is_contiguous(),
               "inner loop kernel: inputs must be contiguous");
@@ -565,8 +662,12 @@ Tensor backward(Tensor weights, Tensor x, Tensor y, Tensor batches, Tensor noise
   Tensor w = weights.to(x.scalar_type()).contiguous();
   parallel_items(R, [&](int64_t r) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "inner_backward", [&] {
-      backward_replicate<scalar_t>(in, s, r, w[r], thetas[r], grads[r], squares[r], zs[r],
-                                   grad_coef[r]);
+      if (kind == HAMILTONIAN)
+        hamiltonian_backward<scalar_t>(in, s, r, w[r][0].item<scalar_t>(), thetas[r][0],
+                                       grad_coef[r]);
+      else
+        backward_replicate<scalar_t>(in, s, r, w[r], thetas[r], grads[r], squares[r], zs[r],
+                                     grad_coef[r]);
     });
   });
   return grad_coef;

@@ -18,6 +18,7 @@ plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.righ
                      "savefig.bbox": "tight", "pdf.fonttype": 42,
                      "svg.hashsalt": "ldnn", "path.simplify": False})
 TIME_COLORMAP = plt.cm.rainbow  # violet (early) → red (late)
+REPLICATE_COLOURS = plt.cm.tab10  # points of meta-learning replicate r
 ARM_LABELS = {"relu": "ReLU", "tanh": "tanh", "sin": "sine", "mixed": "mixed"}
 
 
@@ -69,10 +70,24 @@ def box_by_arm(ax, results: pd.DataFrame, arms: Sequence[str], column: str, labe
         extra = f"\n{int(ok.unconverged.sum())} unconv." if ok.unconverged.any() else ""
         extra += f"\n{int(rows.diverged.sum())} div." if rows.diverged.any() else ""
         ticks.append(f"{arm_label(arm)}\nn={len(ok)}{extra}")
-    ax.boxplot(groups, showfliers=True, widths=0.6, medianprops={"color": "k"})
+    ax.boxplot(groups, showfliers=False, widths=0.6, medianprops={"color": "k"})
+    replicate_points(ax, [networks[(networks.arm == arm) & ~networks.diverged.astype(bool)]
+                          for arm in arms], column)
     ax.set_xticks(range(1, len(arms) + 1), ticks, fontsize=6.5)
     ax.set_ylabel(label)
     baseline_lines(ax, results, column)
+
+
+def replicate_points(ax, groups: Sequence[pd.DataFrame], column: str,
+                     positions: Sequence[float] | None = None, spread: float = 0.25) -> None:
+    """Every network of each group (rows of a table) as a point over its box, coloured by
+    its meta-learning replicate (the same colour in every box), jittered sideways."""
+    positions = positions if positions is not None else range(1, len(groups) + 1)
+    for position, rows in zip(positions, groups):
+        replicates = rows.replicate.to_numpy(int) if "replicate" in rows else np.zeros(len(rows))
+        offsets = np.random.default_rng(0).uniform(-spread, spread, len(rows))
+        ax.scatter(position + offsets, rows[column], s=4, zorder=3, linewidths=0,
+                   c=REPLICATE_COLOURS(replicates % REPLICATE_COLOURS.N))
 
 
 def width_of(results: pd.DataFrame) -> int:
@@ -82,14 +97,17 @@ def width_of(results: pd.DataFrame) -> int:
 
 def activation_evolution(fig, cells, history: dict[str, np.ndarray], curves: int) -> list:
     """One panel per learned type in `cells` (grid-spec cells): `curves` snapshots of the
-    activation, coloured by outer step violet → red, with a shared colour bar.
+    activation, coloured by outer step violet → red, with a shared colour bar, and the
+    final activations of the other meta-learning replicates as grey dashed lines.
 
-    history: grid (P,), snapshot_steps (K,), snapshots (K, T, P)."""
+    history: grid (P,), snapshot_steps (K,), snapshots (K, T, P), other_finals (R − 1, T, P)."""
     snapshots, steps = history["snapshots"], history["snapshot_steps"]
     chosen = np.unique(np.linspace(0, len(steps) - 1, min(curves, len(steps))).round().astype(int))
     axes = []
     for t, cell in enumerate(cells):
         ax = fig.add_subplot(cell)
+        for final in history["other_finals"][:, t]:
+            ax.plot(history["grid"], final, color="0.6", lw=0.6, ls="--")
         for color, k in zip(time_colors(len(chosen)), chosen):
             ax.plot(history["grid"], snapshots[k, t], color=color, lw=1)
         ax.set_ylabel(f"type {t + 1}  σ(x)")

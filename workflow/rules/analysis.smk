@@ -9,11 +9,11 @@ HESSIAN_WIDTH = HESSIAN_STUDY["widths"][0]
 rule hessian_arm:
     input:
         data=data_of(HESSIAN["study"]),
-        activations=activations_of(HESSIAN["study"]),
+        activations=[activations_of(HESSIAN["study"], r) for r in replicates_of(HESSIAN["study"])],
         blocks=lambda w: [
-            f"{R}/{HESSIAN['study']}/train/{HESSIAN['protocol']}/{w.arm}/w{HESSIAN_WIDTH}/"
-            f"seeds{first}-{last}.pt"
-            for first, last in seed_blocks(HESSIAN_STUDY["seeds"], HESSIAN_STUDY["seed_block"])
+            f"{R}/{HESSIAN['study']}/train/{HESSIAN['protocol']}/r{replicate}/{w.arm}/"
+            f"w{HESSIAN_WIDTH}/seeds{first}-{last}.pt"
+            for replicate, first, last in replicate_blocks(HESSIAN["study"])
         ],
     output:
         table=f"{R}/{HESSIAN['study']}/hessian/{{arm}}.csv",

@@ -1,5 +1,6 @@
 # Every quantitative claim of the paper tested on the result tables the config names
-# (target `claims`): results/claims.csv and claims.md.
+# (target `claims`): results/claims.csv and claims.md; the results page of the whole run
+# (target `summary`): results/summary.md.
 from ldnn.claims import sources as claim_sources, tables as claim_tables
 
 CLAIM_SOURCES = claim_sources(config)
@@ -22,3 +23,22 @@ rule claims:
         f"{R}/logs/claims.log",
     script:
         "../scripts/claims.py"
+
+
+rule summary:
+    input:
+        studies=[f"{R}/{study}/results.csv" for study in STUDIES],
+        hessian=rules.hessian.output.table,
+        claims=rules.claims.output.table,
+        markers=pendulum_markers if PENDULUM["source"] == "synthetic" else [],
+        truth=rules.clock_video.output.truth if PENDULUM["source"] == "synthetic" else [],
+    output:
+        report(f"{R}/summary.md", caption="../report/summary.rst", category="Results"),
+    params:
+        names=list(STUDIES),
+    conda:
+        "../../envs/ldnn.yaml"
+    log:
+        f"{R}/logs/summary.log",
+    script:
+        "../scripts/summary.py"

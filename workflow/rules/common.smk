@@ -25,7 +25,7 @@ wildcard_constraints:
 
 
 def activations_of(study, replicate=0):
-    """A study's captured activations (the training and analyses use replicate 0)."""
+    """A study's captured activations of one meta-learning replicate."""
     return f"{R}/{study}/activations/r{replicate}.npz"
 
 
@@ -35,8 +35,8 @@ def every_capture():
             for replicate in range(study_settings(config, study, "metalearn")["replicates"])]
 
 
-def study_activations(wildcards):
-    return activations_of(wildcards.study)
+def replicate_activations(wildcards):
+    return activations_of(wildcards.study, int(wildcards.replicate))
 
 
 def data_of(study):
@@ -52,14 +52,28 @@ def protocols_of(study):
     return study_settings(config, study, "train")["protocols"]
 
 
+def replicates_of(study):
+    """The meta-learning replicates of a study: range(metalearn.replicates)."""
+    return range(study_settings(config, study, "metalearn")["replicates"])
+
+
+def replicate_blocks(study):
+    """(replicate, first, last) of every seed block: replicate r trains seeds r·n … r·n + n − 1
+    (n = the study's seeds per replicate) with its own learned activations."""
+    settings = STUDIES[study]
+    return [(replicate, replicate * settings["seeds"] + first, replicate * settings["seeds"] + last)
+            for replicate in replicates_of(study)
+            for first, last in seed_blocks(settings["seeds"], settings["seed_block"])]
+
+
 def study_tables(wildcards):
     study = STUDIES[wildcards.study]
     return [
-        f"{R}/{wildcards.study}/train/{protocol}/{arm}/w{width}/seeds{first}-{last}.csv"
+        f"{R}/{wildcards.study}/train/{protocol}/r{replicate}/{arm}/w{width}/seeds{first}-{last}.csv"
         for protocol in protocols_of(wildcards.study)
         for arm in study["arms"]
         for width in study["widths"]
-        for first, last in seed_blocks(study["seeds"], study["seed_block"])
+        for replicate, first, last in replicate_blocks(wildcards.study)
     ]
 
 

@@ -1,15 +1,15 @@
-# Frozen-activation training: one job per (study, protocol, arm, width, seed block), seeds
-# vectorised; each job writes its table and the trained parameters. The reference
+# Frozen-activation training: one job per (study, protocol, replicate, arm, width, seed
+# block), seeds vectorised, with the activations of that meta-learning replicate; each job writes its table and the trained parameters. The reference
 # baselines of each study, and the study's table of both.
 
 
 rule train:
     input:
         data=study_data,
-        activations=study_activations,
+        activations=replicate_activations,
     output:
-        table=f"{R}/{{study}}/train/{{protocol}}/{{arm}}/w{{width}}/seeds{{first}}-{{last}}.csv",
-        params=f"{R}/{{study}}/train/{{protocol}}/{{arm}}/w{{width}}/seeds{{first}}-{{last}}.pt",
+        table=f"{R}/{{study}}/train/{{protocol}}/r{{replicate}}/{{arm}}/w{{width}}/seeds{{first}}-{{last}}.csv",
+        params=f"{R}/{{study}}/train/{{protocol}}/r{{replicate}}/{{arm}}/w{{width}}/seeds{{first}}-{{last}}.pt",
     params:
         task=lambda w: STUDIES[w.study]["task"],
         depth=lambda w: STUDIES[w.study]["depth"],
@@ -17,9 +17,9 @@ rule train:
     conda:
         "../../envs/ldnn.yaml"
     log:
-        f"{R}/logs/train/{{study}}/{{protocol}}/{{arm}}_w{{width}}_seeds{{first}}-{{last}}.log",
+        f"{R}/logs/train/{{study}}/{{protocol}}/r{{replicate}}_{{arm}}_w{{width}}_seeds{{first}}-{{last}}.log",
     benchmark:
-        f"{R}/benchmarks/train/{{study}}/{{protocol}}/{{arm}}_w{{width}}_seeds{{first}}-{{last}}.tsv"
+        f"{R}/benchmarks/train/{{study}}/{{protocol}}/r{{replicate}}_{{arm}}_w{{width}}_seeds{{first}}-{{last}}.tsv"
     threads: THREADS["train"]
     resources:
         mem_mb=1000,

@@ -8,6 +8,7 @@ with stages.logging_to(snakemake.log[0], stages.THREADS["train"]):
         task=snakemake.params.task,
         depth=snakemake.params.depth,
         train=snakemake.params.train,
+        replicate=int(w.replicate),
         arm=w.arm,
         width=int(w.width),
         seeds=range(int(w.first), int(w.last) + 1),
