@@ -231,6 +231,9 @@ def test_each_protocol_is_tested_apart_and_baselines_never(config, tables):
     assert by_protocol["paper"] != by_protocol["converged"]
     pooled = frame[frame.design == "pooled"]
     assert np.allclose(pooled.p_holm, claims.holm(pooled.p.to_numpy()), equal_nan=True)
+    flagged = [line for line in claims.side_by_side(frame) if line.endswith("| **yes** |")]
+    differing = fig3.groupby("claim").verdict.nunique()
+    assert len([line for line in flagged if "| Fig. 3 |" in line]) == (differing > 1).sum() > 0
 
 
 def test_best_type_is_chosen_within_each_replicate():

@@ -33,22 +33,25 @@ def test_lint_is_clean():
     assert "Congratulations" in result.stdout + result.stderr
 
 
-def test_paper_config_plans_metalearning_six_arms_fifty_seeds_and_fig3(tmp_path):
+def test_paper_config_plans_metalearning_six_arms_eight_replicates_of_six_seeds_and_fig3(tmp_path):
     result = snakemake("-n", "--config", f"results={tmp_path}")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert len(planned_outputs(out, r"mnist1d_sin/metalearn/params\.pt$")) == 1
     assert sorted(planned_outputs(out, r"figures/.*fig3\.png$")) == [
         f"{tmp_path}/figures/converged/fig3.png", f"{tmp_path}/figures/paper/fig3.png"]
-    seeds: dict[tuple[str, str], set[int]] = {}
+    seeds: dict[tuple[str, str, int], set[int]] = {}
     for path in planned_outputs(out, r"/train/.*\.csv$"):
         if "/mnist1d_sin/" not in path:
             continue
-        protocol, arm, first, last = re.search(
-            r"train/(\w+)/(\w+)/w100/seeds(\d+)-(\d+)\.csv", path).groups()
-        seeds.setdefault((protocol, arm), set()).update(range(int(first), int(last) + 1))
-    assert seeds == {(protocol, arm): set(range(50)) for protocol in ("paper", "converged")
+        protocol, replicate, arm, first, last = re.search(
+            r"train/(\w+)/r(\d+)/(\w+)/w100/seeds(\d+)-(\d+)\.csv", path).groups()
+        seeds.setdefault((protocol, arm, int(replicate)), set()).update(
+            range(int(first), int(last) + 1))
+    assert seeds == {(protocol, arm, r): set(range(6 * r, 6 * r + 6))
+                     for protocol in ("paper", "converged") for r in range(8)
                      for arm in ["relu", "tanh", "sin", "type1", "type2", "mixed"]}
+    assert len(planned_outputs(out, r"mnist1d_sin/activations/r\d\.npz$")) == 8
     assert len(planned_outputs(out, r"/baselines\.csv$")) == 6
     assert not any(tmp_path.iterdir())
 
@@ -62,7 +65,7 @@ def test_fig9_needs_nothing_and_hessian_only_the_fig3_training(tmp_path):
     studies = {Path(p).relative_to(tmp_path).parts[0]
                for p in planned_outputs(result.stdout, r"/train/")}
     assert studies == {"mnist1d_sin"}
-    assert len(planned_outputs(result.stdout, r"/train/paper/.*\.pt$")) == 3 * 2
+    assert len(planned_outputs(result.stdout, r"/train/paper/.*\.pt$")) == 3 * 8
     assert not planned_outputs(result.stdout, r"/train/converged/")
     assert len(planned_outputs(result.stdout, r"hessian/\w+\.csv$")) == 3
 
@@ -80,8 +83,8 @@ def test_physics_figure_targets_plan_only_what_they_need(tmp_path, target, studi
     metalearn = planned_outputs(result.stdout, r"metalearn/params\.pt$")
     assert sorted(Path(p).parts[-3] for p in metalearn) == studies
     assert planned_outputs(result.stdout, r"data/") == [f"{tmp_path}/data/{dataset}.npz"]
-    # 4 arms × 2 seed blocks × 2 protocols
-    assert len(planned_outputs(result.stdout, r"/train/.*\.csv$")) == len(studies) * 4 * 2 * 2
+    # 4 arms × 8 replicates × 2 protocols
+    assert len(planned_outputs(result.stdout, r"/train/.*\.csv$")) == len(studies) * 4 * 8 * 2
     assert not planned_outputs(result.stdout, others)
 
 
