@@ -110,7 +110,10 @@ SMOKE = ["--configfile", str(ROOT / "tests/smoke.yaml")]
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory) -> Path:
-    """The results folder of one complete smoke run on 2 cores."""
+    """The results folder of one complete smoke run on 2 cores (LDNN_SMOKE_RESULTS: an
+    earlier smoke run's folder to check again instead)."""
+    if os.environ.get("LDNN_SMOKE_RESULTS"):
+        return Path(os.environ["LDNN_SMOKE_RESULTS"])
     results = tmp_path_factory.mktemp("smoke") / "results"
     run = snakemake("--cores", "2", *SMOKE, "--config", f"results={results}")
     assert run.returncode == 0, run.stderr[-3000:]
@@ -121,7 +124,8 @@ def smoke(tmp_path_factory) -> Path:
 def test_smoke_configuration_runs_end_to_end(smoke):
     results = smoke
     for name in ("fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "hessian"):
-        folders = ["."] if name in ("fig9", "hessian") else ["paper", "converged"]
+        folders = {"fig9": ["."], "hessian": ["."], "fig4": ["paper"]}.get(
+            name, ["paper", "converged"])
         for folder in folders:
             for suffix in (".png", ".pdf"):
                 assert (results / "figures" / folder / (name + suffix)).stat().st_size > 10_000
@@ -146,7 +150,8 @@ def test_smoke_configuration_runs_end_to_end(smoke):
                                                   ).all()
     assert converged.validation_loss.notna().all()
     hessian = pd.read_csv(results / "mnist1d_sin/hessian.csv")
-    assert sorted(set(hessian.arm)) == ["mixed", "type1", "type2"] and len(hessian) == 6
+    assert sorted(set(hessian.arm)) == ["mixed", "type1", "type2"] and len(hessian) == 3 * 4
+    assert hessian.groupby("arm").replicate.apply(sorted).map(list).eq([[0, 0, 1, 1]] * 3).all()
     assert (hessian.trace_standard_error > 0).all() and (hessian.largest > hessian.smallest).all()
     sweep = pd.read_csv(results / "mnist1d_zero/results.csv")
     sweep = sweep[sweep.protocol == "paper"]
@@ -161,7 +166,7 @@ def test_smoke_configuration_runs_end_to_end(smoke):
     table = pd.read_csv(results / "mnist1d_sin/results.csv")
     assert len(table) == 2 * 6 * 4 + 1
     assert set(table.arm) == {"relu", "tanh", "sin", "type1", "type2", "mixed", "logistic"}
-    assert list(table.columns) == ["study", "task", "protocol", "arm", "width", "seed",
+    assert list(table.columns) == ["study", "task", "protocol", "replicate", "arm", "width", "seed",
                                    "test_loss", "test_accuracy", "train_loss", "participation",
                                    "validation_loss", "train_change", "epochs_run", "best_epoch",
                                    "unconverged", "diverged"]
@@ -170,11 +175,9 @@ def test_smoke_configuration_runs_end_to_end(smoke):
         [[0, 1, 2, 3]] * 12).all()
     assert table.test_accuracy.between(0, 1).all()
     with np.load(results / "mnist1d_sin/metalearn/history.npz") as history:
-        assert history["outer_loss"].shape == (1, 4)
-        assert history["snapshots"].shape == (1, 3, 2, 100)
-    with np.load(results / "van_der_pol_sin/metalearn/history.npz") as history:
         assert history["replicates"].tolist() == [0, 1]      # metalearn.replicates: 2
         assert history["outer_loss"].shape == (2, 4)
+        assert history["snapshots"].shape == (2, 3, 2, 100)
         assert not np.array_equal(history["snapshots"][0], history["snapshots"][1])
     assert not (results / "mnist1d_sin/metalearn/checkpoint.pt").exists()
     assert (results / "config.resolved.yaml").exists()
@@ -205,8 +208,9 @@ def test_a_plotting_setting_reruns_only_its_figure(smoke):
 def test_training_epochs_rerun_training_and_what_follows_not_data_or_metalearning(smoke):
     out = planned_jobs(smoke, "all", "train={paper: {epochs: 4}}")
     planned = planned_outputs(out, ".")
-    # mnist1d_sin 6 arms × 2 blocks, 4 physics studies × 4 arms, mnist1d_zero 6 arms × 2 widths
-    assert len(planned_outputs(out, r"/train/paper/.*\.csv$")) == 6 * 2 + 4 * 4 + 6 * 2
+    # 2 replicates × (mnist1d_sin 6 arms, 4 physics studies × 4 arms, mnist1d_zero 6 arms ×
+    # 2 widths)
+    assert len(planned_outputs(out, r"/train/paper/.*\.csv$")) == 2 * (6 + 4 * 4 + 6 * 2)
     assert not planned_outputs(out, r"/train/converged/|/baselines\.csv")
     assert f"{smoke}/figures/paper/fig3.png" in planned
     assert f"{smoke}/mnist1d_sin/hessian.csv" in planned
@@ -217,7 +221,7 @@ def test_training_epochs_rerun_training_and_what_follows_not_data_or_metalearnin
 def test_a_converged_setting_reruns_only_converged_training_and_what_follows(smoke):
     out = planned_jobs(smoke, "all", "train={converged: {patience: 3}}")
     # the studies that train converged: all but mnist1d_zero (Fig. 4 runs the paper's only)
-    assert len(planned_outputs(out, r"/train/converged/.*\.csv$")) == 6 * 2 + 4 * 4
+    assert len(planned_outputs(out, r"/train/converged/.*\.csv$")) == 2 * (6 + 4 * 4)
     assert not planned_outputs(out, r"/train/paper/|/hessian|/data/|/metalearn/|/baselines")
     assert f"{smoke}/figures/converged/fig3.png" in planned_outputs(out, ".")
     assert f"{smoke}/claims.csv" in planned_outputs(out, ".")
@@ -300,7 +304,7 @@ def test_killed_metalearning_resumes_to_the_uninterrupted_result(tmp_path):
 
 @pytest.mark.slow
 def test_killed_training_block_leaves_nothing_and_reruns_to_the_same_bytes(tmp_path):
-    target = "{}/mnist1d_sin/train/paper/mixed/w20/seeds0-1.csv"
+    target = "{}/mnist1d_sin/train/paper/r0/mixed/w20/seeds0-1.csv"
     settings = [*SMOKE, "--cores", "1"]
     train = "train={paper: {epochs: 400}}"
     straight, killed = tmp_path / "straight", tmp_path / "killed"
@@ -310,13 +314,13 @@ def test_killed_training_block_leaves_nothing_and_reruns_to_the_same_bytes(tmp_p
     job = subprocess.Popen([*SNAKEMAKE, target.format(killed), *settings, "--config",
                             f"results={killed}", train], cwd=ROOT, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, start_new_session=True)
-    log = killed / "logs/train/mnist1d_sin/paper/mixed_w20_seeds0-1.log"
+    log = killed / "logs/train/mnist1d_sin/paper/r0_mixed_w20_seeds0-1.log"
     deadline = time.time() + 300
     while "epoch" not in (log.read_text() if log.exists() else "") and time.time() < deadline:
         time.sleep(0.05)
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
-    block = killed / "mnist1d_sin/train/paper/mixed/w20"
+    block = killed / "mnist1d_sin/train/paper/r0/mixed/w20"
     assert "epoch" in log.read_text() and not any(block.iterdir())
 
     assert snakemake(*settings, "--config", f"results={killed}", "--unlock").returncode == 0
@@ -335,10 +339,13 @@ def test_smoke_run_has_the_claims_and_a_report_with_every_figure(smoke, tmp_path
     table = pd.read_csv(smoke / "claims.csv")
     assert set(table.figure) == {"Fig. 3", "Fig. 4", "Fig. 5", "Fig. 6", "Fig. 7", "Fig. 8",
                                  "Hessian"}
-    assert len(table[table.figure == "Fig. 4"]) == 5 * 2          # 5 arms against mixed × 2 widths
+    # (5 arms and the best type) against mixed × 2 widths × 2 designs
+    assert len(table[table.figure == "Fig. 4"]) == 6 * 2 * 2
+    assert set(table.design) == {"pooled", "replicates"}
+    assert (table[table.design == "replicates"].replicates == 2).all()
     assert set(table.protocol) == {"paper", "converged"}
     assert set(table[table.figure.isin(["Fig. 4", "Hessian"])].protocol) == {"paper"}
-    seeds = np.where(table.figure == "Hessian", 2, 4)             # smoke: 4 seeds, Hessian of 2
+    seeds = 4                                                     # 2 replicates × 2 seeds
     assert (table.n_a + table.diverged_a == seeds).all()
     assert (table.n_b + table.diverged_b == seeds).all()
     assert set(table.verdict) <= {"reproduced", "not reproduced", "inconclusive"}
