@@ -1,9 +1,8 @@
 """Frozen training under each protocol at paper scale, one workflow job at a time.
 
-    .venv/bin/python benchmarks/protocols.py            # every task, 25 seeds
-    .venv/bin/python benchmarks/protocols.py --seeds 5  # quicker
+    .venv/bin/python benchmarks/protocols.py
 
-For each task, one seed block as the workflow trains it (25 seeds stacked, 1 thread,
+For each task, one seed block as the workflow trains it (its seeds stacked, 1 thread,
 the sine arm, width 100; MNIST-1D also at width 400, Fig. 4's widest) under the `paper`
 and `converged` protocols of config.yaml: wall time, epochs run, and the test metric
 beside the task's baselines. A study's training is (arms × seed blocks) such jobs, two at
@@ -24,8 +23,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-JOBS = [("mnist1d", 100), ("mnist1d", 400), ("van_der_pol", 100), ("henon_heiles", 100),
-        ("henon_heiles_hnn", 100)]
+# (task, width, seeds of one job): the workflow's seed blocks (Fig. 4's study: 12).
+JOBS = [("mnist1d", 100, 6), ("mnist1d", 400, 12), ("van_der_pol", 100, 6),
+        ("henon_heiles", 100, 6), ("henon_heiles_hnn", 100, 6)]
 
 
 def measure(task_name: str, width: int, protocol: str, seeds: int) -> dict:
@@ -68,20 +68,19 @@ def baselines(task_name: str) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=25)
-    parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        task, width, protocol = args.one
-        print(json.dumps(measure(task, int(width), protocol, args.seeds)))
+        task, width, seeds, protocol = args.one
+        print(json.dumps(measure(task, int(width), protocol, int(seeds))))
         return
     import subprocess
     rows = []
-    for task, width in JOBS:
+    for task, width, seeds in JOBS:
         for protocol in ("paper", "converged"):
-            out = subprocess.run([sys.executable, __file__, "--seeds", str(args.seeds), "--one",
-                                  task, str(width), protocol], capture_output=True, text=True,
-                                 cwd=ROOT, check=True)
+            out = subprocess.run([sys.executable, __file__, "--one", task, str(width), str(seeds),
+                                  protocol], capture_output=True, text=True, cwd=ROOT,
+                                 check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), flush=True)
     print("\n| task | width | protocol | s per job | epochs run, median (max) | median test "
