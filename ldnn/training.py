@@ -221,8 +221,9 @@ def evaluate(task: Task, data: TaskData, fit: Fit, activation: TypedActivation,
     test trajectories forecast_euler and forecast_rk4 (RMS error of rollouts of the learned
     field over cfg.forecast_horizon) and, where the task has an energy, energy_drift (its
     relative error at the horizon, median over the rk4 rollouts); the Fit's diagnostics,
-    train_change (`loss_change`) and unconverged (the training loss still fell by more than
-    cfg.unconverged_change over the last 20 % of epochs: train_change > it);
+    train_change (`loss_change`) and unconverged (the run used every epoch of its budget and
+    its training loss still fell by more than cfg.unconverged_change over the last 20 % of
+    them; a run stopped early reached its validation plateau);
     diverged. A diverged seed's values are NaN."""
     data, _, _ = split_validation(data, cfg.validation)
     params = tuple(p.detach().requires_grad_() for p in fit.params)
@@ -249,5 +250,6 @@ def evaluate(task: Task, data: TaskData, fit: Fit, activation: TypedActivation,
     nan = torch.tensor(float("nan"), dtype=train_loss.dtype)
     result = {k: torch.where(fit.diverged, nan, v) for k, v in result.items()}
     return result | {"epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch,
-                     "unconverged": change > cfg.unconverged_change,
+                     "unconverged": (change > cfg.unconverged_change)
+                                    & (fit.epochs_run == cfg.epochs),
                      "diverged": fit.diverged}

@@ -251,3 +251,19 @@ def test_pendulum_validation_is_the_stretch_just_before_the_test_segment():
     states = torch.from_numpy(np.stack([np.sin(time), np.cos(time)], 1)).float().double()
     assert torch.equal(x_val, states[360:400])   # frames 360–399; the test set starts at 400
     assert torch.equal(data.x_test[0], states[400])
+
+
+def test_unconverged_means_out_of_epochs_with_the_loss_still_falling(task, tiny_data, train_cfg):
+    """Two seeds whose training losses both fall steeply: the one stopped early (epoch 5 of
+    10) reached its validation plateau; the one that used all 10 epochs is unconverged."""
+    from ldnn.training import Fit, fit_seeds
+
+    cfg = train_cfg(epochs=10)
+    fit = fit_seeds(task, tiny_data, SIZES, torch.tanh, 1, cfg, [0, 1])
+    falling = torch.tensor([[2.0 ** -k for k in range(10)]] * 2, dtype=torch.float64)
+    falling[0, 5:] = torch.nan
+    fit = Fit(fit.params, fit.diverged, torch.tensor([5, 10]), torch.tensor([5, 10]),
+              fit.validation_loss, falling)
+    result = evaluate(task, tiny_data, fit, torch.tanh, 1, cfg)
+    assert (result["train_change"] >= 0.5).all()
+    assert result["unconverged"].tolist() == [False, True]
