@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 SMOKE = ["--configfile", str(ROOT / "tests/smoke.yaml")]
-TARGET = "van_der_pol_sin/results.csv"   # data, metalearn + capture, 4 train + gather
+TARGET = "van_der_pol_sin/results.csv"   # data, metalearn + 2 captures, 16 train, baselines, gather
 
 
 def no_cluster() -> str | None:
@@ -78,12 +78,12 @@ def test_smoke_study_runs_through_slurm_and_equals_the_local_run(tmp_path):
             (line.split("|") for line in squeue.splitlines())}
     assert set(jobs) == submitted
     assert {state for state, _, _ in jobs.values()} == {"COMPLETED"}
-    # 8 Snakemake jobs in 3 SLURM jobs: the study's train jobs and gather are one group,
-    # metalearn and capture another; CPUs as the rules' threads (metalearn 2), as locally.
+    # 22 Snakemake jobs in 3 SLURM jobs: the study's train jobs, baselines and gather are one
+    # group, metalearn and the captures another; CPUs as the rules' threads (metalearn 2).
     assert sorted((comment, cpus) for _, comment, cpus in jobs.values()) == [
         ("rule_data_wildcards_van_der_pol", 1),
         ("rule_metalearn_capture_metalearn", 2),
-        ("rule_train_gather_train", 2),
+        ("rule_train_baselines_gather_train", 2),
     ]
 
     assert (cluster / TARGET).read_text() == (local / TARGET).read_text()
