@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 SMOKE = ["--configfile", str(ROOT / "tests/smoke.yaml")]
-TARGET = "van_der_pol_sin/results.csv"   # data, metalearn + 2 captures, 16 train, baselines, gather
+TARGET = "van_der_pol_sin/train/paper/r1/mixed/w20/seeds2-3.csv"   # data, metalearn, capture, train
 
 
 def no_cluster() -> str | None:
@@ -78,12 +78,13 @@ def test_smoke_study_runs_through_slurm_and_equals_the_local_run(tmp_path):
             (line.split("|") for line in squeue.splitlines())}
     assert set(jobs) == submitted
     assert {state for state, _, _ in jobs.values()} == {"COMPLETED"}
-    # 22 Snakemake jobs in 3 SLURM jobs: the study's train jobs, baselines and gather are one
-    # group, metalearn and the captures another; CPUs as the rules' threads (metalearn 2).
+    # 4 Snakemake jobs in 3 SLURM jobs: metalearn and capture are one group, the training
+    # block another (of the group that also holds a study's baselines and gather); CPUs as
+    # the rules' threads (metalearn 2, train 1), as locally.
     assert sorted((comment, cpus) for _, comment, cpus in jobs.values()) == [
         ("rule_data_wildcards_van_der_pol", 1),
         ("rule_metalearn_capture_metalearn", 2),
-        ("rule_train_baselines_gather_train", 2),
+        ("rule_train_train", 1),
     ]
 
-    assert (cluster / TARGET).read_text() == (local / TARGET).read_text()
+    assert (cluster / TARGET).read_bytes() == (local / TARGET).read_bytes()

@@ -124,8 +124,8 @@ def smoke(tmp_path_factory) -> Path:
 def test_smoke_configuration_runs_end_to_end(smoke):
     results = smoke
     for name in ("fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "hessian"):
-        folders = {"fig9": ["."], "hessian": ["."], "fig4": ["paper"], "fig7": ["paper"]}.get(
-            name, ["paper", "converged"])
+        folders = {"fig9": ["."], "hessian": ["."], "fig3": ["paper", "converged"],
+                   "fig8": ["paper", "converged"]}.get(name, ["paper"])
         for folder in folders:
             for suffix in (".png", ".pdf"):
                 assert (results / "figures" / folder / (name + suffix)).stat().st_size > 10_000
@@ -138,14 +138,14 @@ def test_smoke_configuration_runs_end_to_end(smoke):
         physics = table[table.protocol != "baseline"]
         assert sorted(table[table.protocol == "baseline"].arm) == names
         assert sorted(set(physics.arm)) == ["mixed", "sin", "type1", "type2"]
-        protocols = ["paper"] if study == "pendulum_sin" else ["converged", "paper"]
+        protocols = ["converged", "paper"] if study == "henon_heiles_hnn_sin" else ["paper"]
         assert physics.groupby("protocol").size().to_dict() == {p: 16 for p in protocols}
         assert not physics.diverged.any()
         for column in ("test_loss", "forecast_euler", "forecast_rk4", "affine_ratio"):
             assert (table[column] > 0).all() and np.isfinite(table[column]).all()
         assert (table.affine_ratio[table.arm == "affine"] == 1).all()
         assert ("energy_drift" in table) == study.startswith("henon_heiles")
-    converged = pd.read_csv(results / "van_der_pol_sin/results.csv").query(
+    converged = pd.read_csv(results / "henon_heiles_hnn_sin/results.csv").query(
         "protocol == 'converged'")
     assert (converged.epochs_run <= 8).all() and (converged.best_epoch <= converged.epochs_run
                                                   ).all()
@@ -199,9 +199,9 @@ def test_finished_run_has_nothing_to_do(smoke, target):
 
 @pytest.mark.slow
 def test_a_plotting_setting_reruns_only_its_figure(smoke):
-    out = planned_jobs(smoke, "all", "figures={fig5: {dpi: 61}}")
+    out = planned_jobs(smoke, "all", "figures={fig3: {dpi: 61}}")
     assert sorted(planned_outputs(out, ".")) == [
-        f"{smoke}/figures/{protocol}/fig5.{suffix}" for protocol in ("converged", "paper")
+        f"{smoke}/figures/{protocol}/fig3.{suffix}" for protocol in ("converged", "paper")
         for suffix in ("pdf", "png")]
 
 
@@ -221,9 +221,8 @@ def test_training_epochs_rerun_training_and_what_follows_not_data_or_metalearnin
 @pytest.mark.slow
 def test_a_converged_setting_reruns_only_converged_training_and_what_follows(smoke):
     out = planned_jobs(smoke, "all", "train={converged: {patience: 3}}")
-    # the studies that train converged: all but mnist1d_zero (Fig. 4 runs the paper's only)
-    # and, in the smoke run, the pendulum
-    assert len(planned_outputs(out, r"/train/converged/.*\.csv$")) == 2 * (6 + 3 * 4)
+    # the studies that train converged in the smoke run: mnist1d_sin and the HNN
+    assert len(planned_outputs(out, r"/train/converged/.*\.csv$")) == 2 * (6 + 4)
     assert not planned_outputs(out, r"/train/paper/|/hessian|/data/|/metalearn/|/baselines")
     assert f"{smoke}/figures/converged/fig3.png" in planned_outputs(out, ".")
     assert f"{smoke}/claims.csv" in planned_outputs(out, ".")
@@ -363,9 +362,10 @@ def test_smoke_run_has_the_claims_and_a_report_with_every_figure(smoke, tmp_path
         report.read_text())]                                      # self-contained: data URLs
     files = [smoke / "figures" / f"{name}.png" for name in ("fig9", "hessian")]
     files += [smoke / "figures" / protocol / f"{name}.png" for protocol in ("paper", "converged")
-              for name in ("fig3", "fig5", "fig6", "fig8")]
-    files += [smoke / "figures/paper/fig4.png", smoke / "figures/paper/fig7.png",
-              smoke / "claims.csv"]
+              for name in ("fig3", "fig8")]
+    files += [smoke / "figures/paper" / f"{name}.png" for name in ("fig4", "fig5", "fig6",
+                                                                   "fig7")]
+    files += [smoke / "claims.csv"]
     for path in files:
         assert path.read_bytes() in embedded, path
 
