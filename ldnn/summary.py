@@ -35,7 +35,7 @@ def study_table(results: pd.DataFrame) -> list[str]:
     header = (f"| protocol | width | arm | {metric}: median [IQR] | "
               + "".join(f"{c}: median | " for c in extras)
               + "networks | unconverged | diverged | epochs run: median |")
-    lines = [header, "|" + "---|" * header.count(" | ")]
+    lines = [header, "|" + "---|" * (header.count(" | ") + 1)]
     networks = results[results.protocol != BASELINE]
     for (protocol, width, arm), rows in networks.groupby(["protocol", "width", "arm"]):
         ok = rows[~rows.diverged.astype(bool)]
