@@ -49,13 +49,27 @@ def trained(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def baseline_lines(ax, results: pd.DataFrame, column: str) -> None:
-    """The baselines' values of `column` as dashed horizontal lines, named at the right."""
+    """The baselines' values of `column` as dashed horizontal lines, named at the right; a
+    baseline far outside the networks' values (more than 3× beyond their range, e.g. an
+    exact polynomial fit) is named with its value at the bottom or top instead, so that it
+    does not squash the boxes."""
+    networks = trained(results)[column]
+    low, high = networks.min(), networks.max()
     rows = results[(results.protocol == BASELINE) & np.isfinite(results[column])]
+    below = above = 0
     for row, colour in zip(rows.itertuples(), plt.cm.Greys(np.linspace(0.55, 0.85, len(rows)))):
         value = getattr(row, column)
-        ax.axhline(value, color=colour, ls="--", lw=0.8, zorder=0)
-        ax.annotate(row.arm, (1, value), xycoords=("axes fraction", "data"), xytext=(2, 0),
-                    textcoords="offset points", va="center", fontsize=7, color=colour)
+        if low / 3 <= value <= 3 * high or not np.isfinite([low, high]).all() or low <= 0:
+            ax.axhline(value, color=colour, ls="--", lw=0.8, zorder=0)
+            ax.annotate(row.arm, (1, value), xycoords=("axes fraction", "data"), xytext=(2, 0),
+                        textcoords="offset points", va="center", fontsize=7, color=colour)
+            continue
+        outside = value < low
+        ax.annotate(f"{row.arm} {value:.2g} {'↓' if outside else '↑'}",
+                    (1, 0 if outside else 1), xycoords="axes fraction",
+                    xytext=(2, 9 * (below if outside else -above)), textcoords="offset points",
+                    va="bottom" if outside else "top", fontsize=7, color=colour)
+        below, above = below + outside, above + (not outside)
 
 
 def box_by_arm(ax, results: pd.DataFrame, arms: Sequence[str], column: str, label: str) -> None:
