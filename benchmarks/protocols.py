@@ -85,8 +85,10 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
     print("\n| task | width | protocol | s per job | epochs run, median (max) | median test "
           "metric | unconverged | baselines |\n|---|---|---|---|---|---|---|---|")
+    references = {task: ", ".join(f"{k} {v:.3g}" for k, v in baselines(task).items())
+                  for task in dict.fromkeys(row["task"] for row in rows)}
     for row in rows:
-        reference = ", ".join(f"{k} {v:.3g}" for k, v in baselines(row["task"]).items())
+        reference = references[row["task"]]
         print(f"| {row['task']} | {row['width']} | {row['protocol']} | {row['seconds']:.0f} "
               f"| {row['epochs_run_median']:.0f} ({row['epochs_run_max']}) "
               f"| {row['metric']} {row['median']:.3g} | {row['unconverged']}/{row['seeds']} "

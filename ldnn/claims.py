@@ -308,7 +308,8 @@ def evaluate(tables: dict[str, pd.DataFrame], sources: dict[str, Any], settings:
     return frame
 
 
-def _number(x: float) -> str:
+def format_number(x: float) -> str:
+    """Three significant digits, or – for a missing value."""
     return "–" if pd.isna(x) else f"{x:.3g}"
 
 
@@ -317,7 +318,7 @@ def _p(x: float) -> str:
 
 
 def _with_interval(value: float, low: float, high: float) -> str:
-    return f"{_number(value)} [{_number(low)}, {_number(high)}]"
+    return f"{format_number(value)} [{format_number(low)}, {format_number(high)}]"
 
 
 def _verdict_text(verdict_: str) -> str:
@@ -379,7 +380,8 @@ def markdown(frame: pd.DataFrame, alpha: float) -> str:
     for row in frame[frame.design == "replicates"].itertuples():
         lines.append(
             f"| {row.figure} | {row.claim} | {row.protocol} | {row.replicates} | {row.holds} "
-            f"| {_number(row.icc)} | {_number(row.median_a)} | {_number(row.median_b)} "
+            f"| {format_number(row.icc)} | {format_number(row.median_a)} "
+            f"| {format_number(row.median_b)} "
             f"| {_with_interval(row.cliffs_delta, row.effect_low, row.effect_high)} "
             f"| {_p(row.p)} | {_p(row.p_holm)} | {_verdict_text(row.verdict)} |")
     lines += ["", "## Pooled design", "",
@@ -392,6 +394,7 @@ def markdown(frame: pd.DataFrame, alpha: float) -> str:
             f"({row.diverged_a}, {row.diverged_b}) "
             f"| {_with_interval(row.median_a, row.median_low_a, row.median_high_a)} "
             f"| {_with_interval(row.median_b, row.median_low_b, row.median_high_b)} "
-            f"| {_number(row.mean_a)} | {_number(row.mean_b)} | {_number(row.cliffs_delta)} "
+            f"| {format_number(row.mean_a)} | {format_number(row.mean_b)} "
+            f"| {format_number(row.cliffs_delta)} "
             f"| {_p(row.p)} | {_p(row.p_holm)} | {_verdict_text(row.verdict)} |")
     return "\n".join(lines) + "\n"

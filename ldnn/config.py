@@ -173,7 +173,7 @@ def _schema_order(node: Any, schema: dict) -> None:
 def study_settings(config: dict, study: str, section: str) -> dict:
     """A top-level section (metalearn or train) with the study's own changes applied; a
     change inside a nested section (a training protocol) keeps its other keys."""
-    merged = copy.deepcopy(config[section])
+    merged = dict(config[section])
     for key, value in config["studies"][study].get(section, {}).items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = {**merged[key], **value}

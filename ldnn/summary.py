@@ -12,11 +12,8 @@ import numpy as np
 import pandas as pd
 
 from ldnn.baselines import BASELINE
-from ldnn.claims import side_by_side
-
-
-def _number(x: float) -> str:
-    return "–" if pd.isna(x) else f"{x:.3g}"
+from ldnn.claims import format_number, side_by_side
+from ldnn.pendulum.angles import rod_angle
 
 
 def _spread(values: pd.Series) -> str:
@@ -24,7 +21,7 @@ def _spread(values: pd.Series) -> str:
     if values.dropna().empty:
         return "–"
     low, median, high = values.quantile([0.25, 0.5, 0.75])
-    return f"{_number(median)} [{_number(low)}, {_number(high)}]"
+    return f"{format_number(median)} [{format_number(low)}, {format_number(high)}]"
 
 
 def study_table(results: pd.DataFrame) -> list[str]:
@@ -40,13 +37,13 @@ def study_table(results: pd.DataFrame) -> list[str]:
     for (protocol, width, arm), rows in networks.groupby(["protocol", "width", "arm"]):
         ok = rows[~rows.diverged.astype(bool)]
         lines.append(f"| {protocol} | {int(width)} | {arm} | {_spread(ok[metric])} | "
-                     + "".join(f"{_number(ok[c].median())} | " for c in extras)
+                     + "".join(f"{format_number(ok[c].median())} | " for c in extras)
                      + f"{len(rows)} | {int(ok.unconverged.astype(bool).sum())} | "
                      f"{int(rows.diverged.astype(bool).sum())} | "
-                     f"{_number(rows.epochs_run.median())} |")
+                     f"{format_number(rows.epochs_run.median())} |")
     for row in results[results.protocol == BASELINE].itertuples():
-        lines.append(f"| baseline | – | {row.arm} | {_number(getattr(row, metric))} | "
-                     + "".join(f"{_number(getattr(row, c))} | " for c in extras)
+        lines.append(f"| baseline | – | {row.arm} | {format_number(getattr(row, metric))} | "
+                     + "".join(f"{format_number(getattr(row, c))} | " for c in extras)
                      + "– | – | – | – |")
     return lines
 
@@ -65,8 +62,8 @@ def hessian_table(hessian: pd.DataFrame) -> list[str]:
 def tracking_error(markers: pd.DataFrame, truth: pd.DataFrame) -> tuple[float, float, int]:
     """RMS and largest error (rad) of the angle of the tracked rod against the rendered
     ground truth over the frames where both markers were found, and how many were not."""
-    theta = np.arctan2(markers.red_y - markers.blue_y, markers.red_x - markers.blue_x) - np.pi / 2
-    error = (theta - truth.theta.to_numpy()[markers.frame]).to_numpy()
+    theta = rod_angle(markers) - np.pi / 2  # from the downward vertical
+    error = theta - truth.theta.to_numpy()[markers.frame]
     seen = np.isfinite(error)
     return float(np.sqrt(np.mean(error[seen] ** 2))), float(np.abs(error[seen]).max()), int(
         (~seen).sum())

@@ -37,6 +37,12 @@ def fill_gaps(markers: pd.DataFrame, max_gap: int) -> tuple[pd.DataFrame, np.nda
     return filled, missing
 
 
+def rod_angle(markers: pd.DataFrame) -> np.ndarray:
+    """Direction of the rod from the blue to the red marker in each frame (rad, image
+    axes), NaN where a marker is missing."""
+    return np.arctan2(markers.red_y - markers.blue_y, markers.red_x - markers.blue_x).to_numpy()
+
+
 def angles(markers: pd.DataFrame, dt: float, window: int, order: int, max_gap: int,
            detrend_degree: int = 3) -> pd.DataFrame:
     """Columns time, theta, theta_dot, theta_ddot, interpolated: one row per frame."""
@@ -52,7 +58,7 @@ def angles(markers: pd.DataFrame, dt: float, window: int, order: int, max_gap: i
         raise MarkersError(f"only {len(markers)} frames have markers; at least {2 * window} "
                            "are needed")
     time = (markers.frame.to_numpy() - markers.frame.iloc[0]) * dt
-    raw = np.unwrap(np.arctan2(markers.red_y - markers.blue_y, markers.red_x - markers.blue_x))
+    raw = np.unwrap(rod_angle(markers))
     theta = raw - np.polyval(np.polyfit(time, raw, detrend_degree), time)
     return pd.DataFrame({
         "time": time, "theta": theta,
