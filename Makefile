@@ -1,15 +1,21 @@
-# Two entry points: `make reproduce` (everything, paper scale) and `make test`.
+# Two entry points: `make reproduce` (everything, paper scale) and `make test`;
+# `make publish` then writes the run's results page, figures and report into docs/.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: reproduce test smoke bench install
+.PHONY: reproduce publish test smoke bench install
 
 PROFILE := --workflow-profile workflow/profiles/default
 
 reproduce: install
 	$(BIN)/snakemake $(PROFILE) --cores $(CORES)
+
+# Run in the checkout that produced results/, at the commit that produced it.
+publish: install
+	$(BIN)/python -m ldnn.publish results docs --command "make reproduce CORES=$(CORES)"
+	$(BIN)/snakemake $(PROFILE) --report docs/report.html
 
 test: install
 	$(BIN)/python -m pytest

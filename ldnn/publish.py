@@ -1,0 +1,154 @@
+"""Publish a finished run into a docs folder: its results page headed by the commit and the
+command that produced it, its figures, and the run's time per rule.
+
+    python -m ldnn.publish RESULTS DOCS --command "make reproduce"
+
+Run it in the checkout that produced RESULTS (the commit is read from it and must match its
+tracked files); `make publish` also writes DOCS/report.html with `snakemake --report`.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import re
+import shutil
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+
+import pandas as pd
+
+from ldnn.io import atomic_path
+
+JOB_DONE = re.compile(r"done in ([\d.]+) s, peak memory (\d+) MB")
+JOB_FINISHED = re.compile(r"^\[(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4})\]\nFinished job",
+                          flags=re.M)
+
+
+def checkout_commit(checkout: Path, docs: Path) -> str:
+    """The commit of the git checkout `checkout`; an error if a tracked file outside `docs`
+    (where the run is published) differs from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(checkout), *args], check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    outside_docs = []
+    if docs.resolve().is_relative_to(checkout.resolve()):
+        outside_docs = ["--", ".", f":(exclude){docs.resolve().relative_to(checkout.resolve())}"]
+    changed = git("status", "--porcelain", "--untracked-files=no", *outside_docs)
+    if changed:
+        raise SystemExit(f"{checkout} has uncommitted changes, so no commit produced this run: "
+                         + changed.replace("\n", "; "))
+    return git("rev-parse", "HEAD")
+
+
+def rule_of(log: Path) -> str:
+    """The workflow rule that wrote a log, from the log's path under logs/."""
+    folder = log.parts[0] if len(log.parts) > 1 else ""
+    if folder in ("", "figures", "pendulum"):
+        return log.stem
+    return "hessian_arm" if folder == "hessian" else folder
+
+
+def rule_times(results: Path) -> pd.DataFrame:
+    """Per rule: jobs, total and longest seconds and peak memory (MB), from the job logs'
+    closing lines (`done in …`); a job resumed after an interruption counts its last part."""
+    rows = []
+    for path in sorted((results / "logs").rglob("*.log")):
+        done = JOB_DONE.findall(path.read_text())
+        if done:
+            seconds, memory = done[-1]
+            rows.append({"rule": rule_of(path.relative_to(results / "logs")),
+                         "seconds": float(seconds), "peak_mb": int(memory)})
+    if not rows:
+        raise SystemExit(f"no finished job logs under {results / 'logs'}")
+    return pd.DataFrame(rows).groupby("rule").agg(
+        jobs=("seconds", "size"), total_s=("seconds", "sum"), longest_s=("seconds", "max"),
+        peak_mb=("peak_mb", "max")).reset_index()
+
+
+def wall_time(snakemake_logs: Path) -> tuple[float, int]:
+    """Seconds from the start of each Snakemake invocation (its log's name) to its last
+    finished job, summed over the invocations that finished a job, and their number."""
+    total, runs = 0.0, 0
+    for path in sorted(snakemake_logs.glob("*.snakemake.log")):
+        finished = JOB_FINISHED.findall(path.read_text())
+        if not finished:
+            continue
+        start = datetime.datetime.strptime(path.name.split(".")[0], "%Y-%m-%dT%H%M%S")
+        end = datetime.datetime.strptime(" ".join(finished[-1].split()), "%a %b %d %H:%M:%S %Y")
+        total += (end - start).total_seconds()
+        runs += 1
+    return total, runs
+
+
+def figure_names(results: Path) -> dict[Path, str]:
+    """The run's figures (PNG) and their names in the docs folder, figure by figure:
+    figures/{protocol}/figN.png becomes figN_{protocol}.png, the paper protocol's first."""
+    names = {}
+    for path in (results / "figures").rglob("*.png"):
+        parts = path.relative_to(results / "figures").parts
+        names[path] = path.name if len(parts) == 1 else f"{path.stem}_{parts[0]}.png"
+    return dict(sorted(names.items(), key=lambda item: (item[0].stem, "converged" in item[1])))
+
+
+def page(summary: str, commit: str, command: str, wall: tuple[float, int],
+         times: pd.DataFrame, figures: list[str]) -> str:
+    """The published results page: a header naming the run, the run's own results page
+    (its title dropped), the figures and the time per rule."""
+    seconds, runs = wall
+    body = summary.split("\n", 1)[1].lstrip("\n")
+    lines = ["# Results", "",
+             f"Every number and figure on this page comes from one run of the workflow at "
+             f"commit `{commit}` (ldnn {version('ldnn')}): `{command}`, configuration as "
+             f"resolved in [config.resolved.yaml](config.resolved.yaml). Wall time "
+             f"{seconds / 3600:.1f} h, summed over {runs} Snakemake invocation"
+             f"{'s' if runs > 1 else ''} (an interrupted run resumes where it stopped). "
+             f"The run's report, with every figure's caption: [report.html](report.html).", "",
+             body,
+             "## Figures", ""]
+    lines += [line for name in figures for line in (f"![{name}]({name})", "")]
+    lines += ["## Time per rule", "",
+              "From each job's log (a job resumed after an interruption counts its last part).",
+              "", "| rule | jobs | total (s) | longest (s) | peak memory (MB) |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {t.rule} | {t.jobs} | {t.total_s:.0f} | {t.longest_s:.0f} | {t.peak_mb} |"
+              for t in times.itertuples()] + [""]
+    return "\n".join(lines)
+
+
+def publish(results: Path, docs: Path, command: str, checkout: Path) -> None:
+    """Write results.md, the run's figures and its resolved configuration into `docs`,
+    replacing the PNGs there."""
+    summary = results / "summary.md"
+    if not summary.exists():
+        raise SystemExit(f"{summary} is missing: the run has not finished")
+    commit = checkout_commit(checkout, docs)
+    figures = figure_names(results)
+    text = page(summary.read_text(), commit, command,
+                wall_time(checkout / ".snakemake" / "log"), rule_times(results),
+                list(figures.values()))
+    docs.mkdir(parents=True, exist_ok=True)
+    for stale in docs.glob("*.png"):
+        stale.unlink()
+    for source, name in figures.items():
+        shutil.copyfile(source, docs / name)
+    shutil.copyfile(results / "config.resolved.yaml", docs / "config.resolved.yaml")
+    with atomic_path(docs / "results.md") as tmp:
+        Path(tmp).write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("results", type=Path)
+    parser.add_argument("docs", type=Path)
+    parser.add_argument("--command", default="make reproduce",
+                        help="the command that produced the run, named on the page")
+    parser.add_argument("--checkout", type=Path, default=Path.cwd(),
+                        help="the git checkout that produced the run (default: here)")
+    args = parser.parse_args()
+    publish(args.results, args.docs, args.command, args.checkout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Publishing a finished run: commit check, wall time, time per rule and the docs folder."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ldnn.publish import publish
+
+SNAKEMAKE_LOG = """Building DAG of jobs...
+[Wed Dec  2 06:33:21 2026]
+localrule data:
+[Wed Dec  2 06:33:26 2026]
+Finished jobid: 3 (Rule: data)
+[Wed Dec  2 08:03:14 2026]
+Finished jobid: 1 (Rule: metalearn)
+[Wed Dec  2 08:03:15 2026]
+localrule gather:
+"""
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Path:
+    """A committed checkout with a finished run's results, logs and Snakemake logs."""
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t",
+                        *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    write(tmp_path / "Snakefile", "rule all:\n")
+    write(tmp_path / "docs/fig3.png", "published before")
+    git("add", "Snakefile", "docs")
+    git("commit", "-q", "-m", "run")
+    results = tmp_path / "results"
+    write(results / "summary.md", "# Results\n\nGenerated.\n\n## study\n\n| a |\n")
+    write(results / "config.resolved.yaml", "seed: 0\n")
+    write(results / "logs/metalearn/study.log", "step 1\n06:00:00 ldnn done in 5400.0 s, "
+          "peak memory 700 MB\n")
+    write(results / "logs/train/study/a.log", "ldnn done in 10.0 s, peak memory 400 MB\n")
+    write(results / "logs/train/study/b.log", "ldnn done in 30.5 s, peak memory 500 MB\n")
+    write(results / "logs/train/study/killed.log", "ldnn epoch 3\n")
+    for figure in ("figures/fig9.png", "figures/paper/fig3.png", "figures/converged/fig3.png"):
+        write(results / figure, figure)
+    write(tmp_path / ".snakemake/log/2026-12-02T063314.775458.snakemake.log", SNAKEMAKE_LOG)
+    write(tmp_path / ".snakemake/log/2026-12-02T090000.000000.snakemake.log",
+          "Building DAG of jobs...\nNothing to be done.\n")                 # a dry run
+    return tmp_path
+
+
+def test_publish_names_the_commit_and_copies_figures_times_and_config(run):
+    docs = run / "docs"
+    (docs / "fig3.png").write_text("changed since")             # the published folder may differ
+    publish(run / "results", docs, "snakemake --cores 2 all", run)
+    commit = subprocess.run(["git", "-C", str(run), "rev-parse", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    text = (docs / "results.md").read_text()
+    assert f"commit `{commit}`" in text and "`snakemake --cores 2 all`" in text
+    # 06:33:14 to the last finished job at 08:03:14; the dry run does not count
+    assert "Wall time 1.5 h, summed over 1 Snakemake invocation " in text
+    assert text.count("# Results") == 1 and "## study\n\n| a |\n" in text
+    assert "| metalearn | 1 | 5400 | 5400 | 700 |" in text
+    assert "| train | 2 | 40 | 30 | 500 |" in text                      # the killed job left out
+    assert sorted(p.name for p in docs.glob("*.png")) == [           # stale fig3.png removed
+        "fig3_converged.png", "fig3_paper.png", "fig9.png"]
+    assert (docs / "fig3_paper.png").read_text() == "figures/paper/fig3.png"
+    assert "![fig3_paper.png](fig3_paper.png)" in text
+    assert (docs / "config.resolved.yaml").read_text() == "seed: 0\n"
+
+
+def test_publish_refuses_a_modified_checkout_or_an_unfinished_run(run):
+    (run / "Snakefile").write_text("changed\n")
+    with pytest.raises(SystemExit, match="uncommitted changes.*Snakefile"):
+        publish(run / "results", run / "docs", "make reproduce", run)
+    (run / "results/summary.md").unlink()
+    with pytest.raises(SystemExit, match="summary.md is missing"):
+        publish(run / "results", run / "docs", "make reproduce", run)
+    assert [p.name for p in (run / "docs").iterdir()] == ["fig3.png"]
