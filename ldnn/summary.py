@@ -28,7 +28,10 @@ def study_table(results: pd.DataFrame) -> list[str]:
     """Markdown lines: one row per (protocol, width, arm) of a study's table, then one per
     baseline."""
     metric = "test_accuracy" if "test_accuracy" in results else "test_loss"
-    extras = [c for c in ("affine_ratio", "forecast_rk4", "energy_drift") if c in results]
+    extras = [c for c in ("affine_ratio", "forecast_euler", "forecast_rk4", "energy_drift")
+              if c in results]
+    if metric == "test_accuracy":
+        extras.append("participation")
     header = (f"| protocol | width | arm | {metric}: median [IQR] | "
               + "".join(f"{c}: median | " for c in extras)
               + "networks | unconverged | diverged | epochs run: median |")
@@ -50,12 +53,12 @@ def study_table(results: pd.DataFrame) -> list[str]:
 
 def hessian_table(hessian: pd.DataFrame) -> list[str]:
     """Markdown lines: per arm, the median [IQR] Hessian trace and fraction of near-zero
-    eigenvalues over its networks."""
-    lines = ["| protocol | arm | networks | trace: median [IQR] | f: median [IQR] |",
-             "|---|---|---|---|---|"]
+    eigenvalues, and the median largest eigenvalue, over its networks."""
+    lines = ["| protocol | arm | networks | trace: median [IQR] | f: median [IQR] | "
+             "largest eigenvalue: median |", "|---|---|---|---|---|---|"]
     for (protocol, arm), rows in hessian.groupby(["protocol", "arm"], sort=False):
         lines.append(f"| {protocol} | {arm} | {len(rows)} | {_spread(rows.trace)} | "
-                     f"{_spread(rows.fraction_small)} |")
+                     f"{_spread(rows.fraction_small)} | {format_number(rows.largest.median())} |")
     return lines
 
 

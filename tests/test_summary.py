@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ldnn.summary import study_table, tracking_error
+from ldnn.summary import hessian_table, study_table, tracking_error
 
 
 def test_study_table_has_quartiles_counts_and_baselines_in_well_formed_rows():
@@ -28,3 +28,12 @@ def test_tracking_error_of_a_known_rod():
                             "red_x": -np.sin(angle), "red_y": np.cos(angle)})
     rms, largest, lost = tracking_error(markers, truth)
     assert np.isclose(rms, 0.01) and np.isclose(largest, 0.01) and lost == 1
+
+
+def test_hessian_table_per_arm():
+    hessian = pd.DataFrame({"protocol": "paper", "arm": ["type1"] * 3 + ["mixed"],
+                            "trace": [1.0, 2.0, 3.0, 9.0], "fraction_small": 0.5,
+                            "largest": [4.0, 5.0, 7.0, 1.0]})
+    lines = hessian_table(hessian)
+    assert lines[2] == "| paper | type1 | 3 | 2 [1.5, 2.5] | 0.5 [0.5, 0.5] | 5 |"
+    assert lines[3] == "| paper | mixed | 1 | 9 [9, 9] | 0.5 [0.5, 0.5] | 1 |"
