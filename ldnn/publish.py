@@ -1,5 +1,5 @@
 """Publish a finished run into a docs folder: its results page headed by the commit and the
-command that produced it, its figures, and the run's time per rule.
+command that produced it, its figures and claims table, and the run's time per rule.
 
     python -m ldnn.publish RESULTS DOCS --command "make reproduce"
 
@@ -118,8 +118,8 @@ def page(summary: str, commit: str, command: str, wall: tuple[float, int],
 
 
 def publish(results: Path, docs: Path, command: str, checkout: Path) -> None:
-    """Write results.md, the run's figures and its resolved configuration into `docs`,
-    replacing the PNGs there."""
+    """Write results.md, the run's figures, its claims table and its resolved configuration
+    into `docs`, replacing the PNGs there."""
     summary = results / "summary.md"
     if not summary.exists():
         raise SystemExit(f"{summary} is missing: the run has not finished")
@@ -133,7 +133,8 @@ def publish(results: Path, docs: Path, command: str, checkout: Path) -> None:
         stale.unlink()
     for source, name in figures.items():
         shutil.copyfile(source, docs / name)
-    shutil.copyfile(results / "config.resolved.yaml", docs / "config.resolved.yaml")
+    for name in ("claims.md", "config.resolved.yaml"):
+        shutil.copyfile(results / name, docs / name)
     with atomic_path(docs / "results.md") as tmp:
         Path(tmp).write_text(text)
 

@@ -40,6 +40,7 @@ def run(tmp_path: Path) -> Path:
     results = tmp_path / "results"
     write(results / "summary.md", "# Results\n\nGenerated.\n\n## study\n\n| a |\n")
     write(results / "config.resolved.yaml", "seed: 0\n")
+    write(results / "claims.md", "| claim |\n")
     write(results / "logs/metalearn/study.log", "step 1\n06:00:00 ldnn done in 5400.0 s, "
           "peak memory 700 MB\n")
     write(results / "logs/train/study/a.log", "ldnn done in 10.0 s, peak memory 400 MB\n")
@@ -53,7 +54,7 @@ def run(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_publish_names_the_commit_and_copies_figures_times_and_config(run):
+def test_publish_names_the_commit_and_copies_figures_claims_times_and_config(run):
     docs = run / "docs"
     (docs / "fig3.png").write_text("changed since")             # the published folder may differ
     publish(run / "results", docs, "snakemake --cores 2 all", run)
@@ -71,6 +72,7 @@ def test_publish_names_the_commit_and_copies_figures_times_and_config(run):
     assert (docs / "fig3_paper.png").read_text() == "figures/paper/fig3.png"
     assert "![fig3_paper.png](fig3_paper.png)" in text
     assert (docs / "config.resolved.yaml").read_text() == "seed: 0\n"
+    assert (docs / "claims.md").read_text() == "| claim |\n"
 
 
 def test_publish_refuses_a_modified_checkout_or_an_unfinished_run(run):
