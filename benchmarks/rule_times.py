@@ -1,4 +1,5 @@
-"""Per-rule wall time and peak memory of a finished workflow run, from its job logs.
+"""Per-rule wall time and peak memory of a finished workflow run, from its job logs; run
+it in the checkout that ran the workflow.
 
     .venv/bin/python benchmarks/rule_times.py [results]
 """
@@ -10,4 +11,5 @@ from pathlib import Path
 from ldnn.publish import rule_times
 
 if __name__ == "__main__":
-    print(rule_times(Path(sys.argv[1] if len(sys.argv) > 1 else "results")).to_string(index=False))
+    results = Path(sys.argv[1] if len(sys.argv) > 1 else "results")
+    print(rule_times(results, Path.cwd()).to_string(index=False))

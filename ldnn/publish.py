@@ -21,6 +21,7 @@ import pandas as pd
 from ldnn.io import atomic_path
 
 JOB_DONE = re.compile(r"done in ([\d.]+) s, peak memory (\d+) MB")
+JOB_STARTED = re.compile(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    log: (.+)$", flags=re.M)
 JOB_FINISHED = re.compile(r"^\[(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4})\]\nFinished job",
                           flags=re.M)
 
@@ -42,24 +43,26 @@ def checkout_commit(checkout: Path, docs: Path) -> str:
     return git("rev-parse", "HEAD")
 
 
-def rule_of(log: Path) -> str:
-    """The workflow rule that wrote a log, from the log's path under logs/."""
-    folder = log.parts[0] if len(log.parts) > 1 else ""
-    if folder in ("", "figures", "pendulum"):
-        return log.stem
-    return "hessian_arm" if folder == "hessian" else folder
+def rules_of_logs(checkout: Path) -> dict[Path, str]:
+    """Each job log's rule, from Snakemake's records of the jobs it started in `checkout`."""
+    rules = {}
+    for path in (checkout / ".snakemake" / "log").glob("*.snakemake.log"):
+        for rule, log in JOB_STARTED.findall(path.read_text()):
+            rules[(checkout / log).resolve()] = rule
+    return rules
 
 
-def rule_times(results: Path) -> pd.DataFrame:
+def rule_times(results: Path, checkout: Path) -> pd.DataFrame:
     """Per rule: jobs, total and longest seconds and peak memory (MB), from the job logs'
     closing lines (`done in …`); a job resumed after an interruption counts its last part."""
+    rules = rules_of_logs(checkout)
     rows = []
     for path in sorted((results / "logs").rglob("*.log")):
         done = JOB_DONE.findall(path.read_text())
-        if done:
+        if done and path.resolve() in rules:
             seconds, memory = done[-1]
-            rows.append({"rule": rule_of(path.relative_to(results / "logs")),
-                         "seconds": float(seconds), "peak_mb": int(memory)})
+            rows.append({"rule": rules[path.resolve()], "seconds": float(seconds),
+                         "peak_mb": int(memory)})
     if not rows:
         raise SystemExit(f"no finished job logs under {results / 'logs'}")
     return pd.DataFrame(rows).groupby("rule").agg(
@@ -126,7 +129,7 @@ def publish(results: Path, docs: Path, command: str, checkout: Path) -> None:
     commit = checkout_commit(checkout, docs)
     figures = figure_names(results)
     text = page(summary.read_text(), commit, command,
-                wall_time(checkout / ".snakemake" / "log"), rule_times(results),
+                wall_time(checkout / ".snakemake" / "log"), rule_times(results, checkout),
                 list(figures.values()))
     docs.mkdir(parents=True, exist_ok=True)
     for stale in docs.glob("*.png"):

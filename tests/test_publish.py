@@ -10,7 +10,21 @@ from ldnn.publish import publish
 
 SNAKEMAKE_LOG = """Building DAG of jobs...
 [Wed Dec  2 06:33:21 2026]
-localrule data:
+localrule metalearn:
+    output: results/study/metalearn/params.pt
+    log: results/logs/metalearn/study.log
+    jobid: 1
+[Wed Dec  2 06:33:22 2026]
+localrule train:
+    log: results/logs/train/study/a.log
+[Wed Dec  2 06:33:23 2026]
+rule train:
+    input: results/data.npz
+    log: results/logs/train/study/b.log
+    wildcards: block=b
+[Wed Dec  2 06:33:24 2026]
+localrule train:
+    log: results/logs/train/study/killed.log
 [Wed Dec  2 06:33:26 2026]
 Finished jobid: 3 (Rule: data)
 [Wed Dec  2 08:03:14 2026]
