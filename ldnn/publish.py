@@ -13,7 +13,7 @@ import datetime
 import re
 import shutil
 import subprocess
-from importlib.metadata import version
+import tomllib
 from pathlib import Path
 
 import pandas as pd
@@ -95,7 +95,7 @@ def figure_names(results: Path) -> dict[Path, str]:
     return dict(sorted(names.items(), key=lambda item: (item[0].stem, "converged" in item[1])))
 
 
-def page(summary: str, commit: str, command: str, wall: tuple[float, int],
+def page(summary: str, commit: str, version: str, command: str, wall: tuple[float, int],
          times: pd.DataFrame, figures: list[str]) -> str:
     """The published results page: a header naming the run, the run's own results page
     (its title dropped), the figures and the time per rule."""
@@ -103,7 +103,7 @@ def page(summary: str, commit: str, command: str, wall: tuple[float, int],
     body = summary.split("\n", 1)[1].lstrip("\n")
     lines = ["# Results", "",
              f"Every number and figure on this page comes from one run of the workflow at "
-             f"commit `{commit}` (ldnn {version('ldnn')}): `{command}`, configuration as "
+             f"commit `{commit}` (ldnn {version}): `{command}`, configuration as "
              f"resolved in [config.resolved.yaml](config.resolved.yaml). Wall time "
              f"{seconds / 3600:.1f} h, summed over {runs} Snakemake invocation"
              f"{'s' if runs > 1 else ''} (an interrupted run resumes where it stopped). "
@@ -128,7 +128,8 @@ def publish(results: Path, docs: Path, command: str, checkout: Path) -> None:
         raise SystemExit(f"{summary} is missing: the run has not finished")
     commit = checkout_commit(checkout, docs)
     figures = figure_names(results)
-    text = page(summary.read_text(), commit, command,
+    version = tomllib.loads((checkout / "pyproject.toml").read_text())["project"]["version"]
+    text = page(summary.read_text(), commit, version, command,
                 wall_time(checkout / ".snakemake" / "log"), rule_times(results, checkout),
                 list(figures.values()))
     docs.mkdir(parents=True, exist_ok=True)

@@ -48,8 +48,9 @@ def run(tmp_path: Path) -> Path:
 
     git("init", "-q")
     write(tmp_path / "Snakefile", "rule all:\n")
+    write(tmp_path / "pyproject.toml", '[project]\nversion = "9.9"\n')
     write(tmp_path / "docs/fig3.png", "published before")
-    git("add", "Snakefile", "docs")
+    git("add", "Snakefile", "pyproject.toml", "docs")
     git("commit", "-q", "-m", "run")
     results = tmp_path / "results"
     write(results / "summary.md", "# Results\n\nGenerated.\n\n## study\n\n| a |\n")
