@@ -64,7 +64,8 @@ def rule_times(results: Path, checkout: Path) -> pd.DataFrame:
             rows.append({"rule": rules[path.resolve()], "seconds": float(seconds),
                          "peak_mb": int(memory)})
     if not rows:
-        raise SystemExit(f"no finished job logs under {results / 'logs'}")
+        raise SystemExit(f"no finished job logs under {results / 'logs'} of jobs that Snakemake "
+                         f"started in {checkout}: publish from the checkout that ran them")
     return pd.DataFrame(rows).groupby("rule").agg(
         jobs=("seconds", "size"), total_s=("seconds", "sum"), longest_s=("seconds", "max"),
         peak_mb=("peak_mb", "max")).reset_index()
