@@ -21,7 +21,7 @@ import pandas as pd
 from ldnn.io import atomic_path
 
 JOB_DONE = re.compile(r"done in ([\d.]+) s, peak memory (\d+) MB")
-JOB_STARTED = re.compile(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    log: (.+)$", flags=re.M)
+JOB_STARTED = re.compile(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", flags=re.M)
 JOB_FINISHED = re.compile(r"^\[(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4})\]\nFinished job",
                           flags=re.M)
 
@@ -43,32 +43,55 @@ def checkout_commit(checkout: Path, docs: Path) -> str:
     return git("rev-parse", "HEAD")
 
 
-def rules_of_logs(checkout: Path) -> dict[Path, str]:
-    """Each job log's rule, from Snakemake's records of the jobs it started in `checkout`."""
-    rules = {}
+def jobs_of_logs(checkout: Path) -> dict[Path, dict[str, str]]:
+    """Each job log's rule and wildcards, from Snakemake's records of the jobs it started in
+    `checkout`."""
+    jobs = {}
     for path in (checkout / ".snakemake" / "log").glob("*.snakemake.log"):
-        for rule, log in JOB_STARTED.findall(path.read_text()):
-            rules[(checkout / log).resolve()] = rule
-    return rules
+        for rule, record in JOB_STARTED.findall(path.read_text()):
+            fields = dict(line.strip().split(": ", 1) for line in record.splitlines()
+                          if ": " in line)
+            if "log" in fields:
+                wildcards = dict(pair.split("=", 1) for pair in
+                                 fields.get("wildcards", "").split(", ") if "=" in pair)
+                jobs[(checkout / fields["log"]).resolve()] = {"rule": rule, **wildcards}
+    return jobs
 
 
-def rule_times(results: Path, checkout: Path) -> pd.DataFrame:
-    """Per rule: jobs, total and longest seconds and peak memory (MB), from the job logs'
-    closing lines (`done in …`); a job resumed after an interruption counts its last part."""
-    rules = rules_of_logs(checkout)
+def job_times(results: Path, checkout: Path) -> pd.DataFrame:
+    """One row per finished job: rule, study and protocol (where the job has them), seconds
+    and peak memory (MB), from the job logs' closing lines (`done in …`); a job resumed after
+    an interruption counts its last part."""
+    jobs = jobs_of_logs(checkout)
     rows = []
     for path in sorted((results / "logs").rglob("*.log")):
         done = JOB_DONE.findall(path.read_text())
-        if done and path.resolve() in rules:
+        if done and path.resolve() in jobs:
             seconds, memory = done[-1]
-            rows.append({"rule": rules[path.resolve()], "seconds": float(seconds),
+            job = jobs[path.resolve()]
+            rows.append({"rule": job["rule"], "study": job.get("study", ""),
+                         "protocol": job.get("protocol", ""), "seconds": float(seconds),
                          "peak_mb": int(memory)})
     if not rows:
         raise SystemExit(f"no finished job logs under {results / 'logs'} of jobs that Snakemake "
                          f"started in {checkout}: publish from the checkout that ran them")
-    return pd.DataFrame(rows).groupby("rule").agg(
+    return pd.DataFrame(rows)
+
+
+def rule_times(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Per rule: jobs, total and longest seconds and peak memory (MB)."""
+    return jobs.groupby("rule").agg(
         jobs=("seconds", "size"), total_s=("seconds", "sum"), longest_s=("seconds", "max"),
         peak_mb=("peak_mb", "max")).reset_index()
+
+
+def study_times(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Per study: seconds of meta-learning and of training under each protocol (NaN where
+    the study has none)."""
+    stages = jobs[jobs.rule.isin(["metalearn", "train"])]
+    stage = stages.rule.str.cat(stages.protocol, sep=" ").str.strip()
+    return stages.assign(stage=stage).pivot_table(
+        index="study", columns="stage", values="seconds", aggfunc="sum").reset_index()
 
 
 def wall_time(snakemake_logs: Path) -> tuple[float, int]:
@@ -97,9 +120,9 @@ def figure_names(results: Path) -> dict[Path, str]:
 
 
 def page(summary: str, commit: str, version: str, command: str, wall: tuple[float, int],
-         times: pd.DataFrame, figures: list[str]) -> str:
+         jobs: pd.DataFrame, figures: list[str]) -> str:
     """The published results page: a header naming the run, the run's own results page
-    (its title dropped), the figures and the time per rule."""
+    (its title dropped), the figures, the time per rule and per study."""
     seconds, runs = wall
     body = summary.split("\n", 1)[1].lstrip("\n")
     lines = ["# Results", "",
@@ -117,7 +140,16 @@ def page(summary: str, commit: str, version: str, command: str, wall: tuple[floa
               "", "| rule | jobs | total (s) | longest (s) | peak memory (MB) |",
               "|---|---|---|---|---|"]
     lines += [f"| {t.rule} | {t.jobs} | {t.total_s:.0f} | {t.longest_s:.0f} | {t.peak_mb} |"
-              for t in times.itertuples()] + [""]
+              for t in rule_times(jobs).itertuples()]
+    studies = study_times(jobs)
+    stages = list(studies.columns[1:])
+    lines += ["", "Per study, seconds of meta-learning and of training under each protocol, "
+              "summed over its jobs (training jobs take one thread each and run two at a "
+              "time on two cores; meta-learning takes both):", "",
+              "| study | " + " | ".join(stages) + " |", "|---" * (len(stages) + 1) + "|"]
+    lines += ["| " + " | ".join([row.study] + ["–" if pd.isna(row[stage]) else f"{row[stage]:.0f}"
+                                               for stage in stages]) + " |"
+              for _, row in studies.iterrows()] + [""]
     return "\n".join(lines)
 
 
@@ -131,7 +163,7 @@ def publish(results: Path, docs: Path, command: str, checkout: Path) -> None:
     figures = figure_names(results)
     version = tomllib.loads((checkout / "pyproject.toml").read_text())["project"]["version"]
     text = page(summary.read_text(), commit, version, command,
-                wall_time(checkout / ".snakemake" / "log"), rule_times(results, checkout),
+                wall_time(checkout / ".snakemake" / "log"), job_times(results, checkout),
                 list(figures.values()))
     docs.mkdir(parents=True, exist_ok=True)
     for stale in docs.glob("*.png"):

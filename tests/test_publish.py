@@ -14,14 +14,21 @@ localrule metalearn:
     output: results/study/metalearn/params.pt
     log: results/logs/metalearn/study.log
     jobid: 1
+    wildcards: study=study
 [Wed Dec  2 06:33:22 2026]
 localrule train:
     log: results/logs/train/study/a.log
+    wildcards: study=study, protocol=paper, arm=a
 [Wed Dec  2 06:33:23 2026]
 rule train:
     input: results/data.npz
     log: results/logs/train/study/b.log
-    wildcards: block=b
+    reason: Missing output files: results/b.csv
+    wildcards: study=study, protocol=converged, arm=b
+[Wed Dec  2 06:33:23 2026]
+localrule train:
+    log: results/logs/train/other/c.log
+    wildcards: study=other, protocol=paper, arm=c
 [Wed Dec  2 06:33:24 2026]
 localrule train:
     log: results/logs/train/study/killed.log
@@ -60,6 +67,7 @@ def run(tmp_path: Path) -> Path:
           "peak memory 700 MB\n")
     write(results / "logs/train/study/a.log", "ldnn done in 10.0 s, peak memory 400 MB\n")
     write(results / "logs/train/study/b.log", "ldnn done in 30.5 s, peak memory 500 MB\n")
+    write(results / "logs/train/other/c.log", "ldnn done in 20.0 s, peak memory 300 MB\n")
     write(results / "logs/train/study/killed.log", "ldnn epoch 3\n")
     for figure in ("figures/fig9.png", "figures/paper/fig3.png", "figures/converged/fig3.png"):
         write(results / figure, figure)
@@ -81,7 +89,9 @@ def test_publish_names_the_commit_and_copies_figures_claims_times_and_config(run
     assert "Wall time 1.5 h, summed over 1 Snakemake invocation " in text
     assert text.count("# Results") == 1 and "## study\n\n| a |\n" in text
     assert "| metalearn | 1 | 5400 | 5400 | 700 |" in text
-    assert "| train | 2 | 40 | 30 | 500 |" in text                      # the killed job left out
+    assert "| train | 3 | 60 | 30 | 500 |" in text                      # the killed job left out
+    assert ("| study | metalearn | train converged | train paper |\n|---|---|---|---|\n"
+            "| other | – | – | 20 |\n| study | 5400 | 30 | 10 |\n") in text
     assert sorted(p.name for p in docs.glob("*.png")) == [           # stale fig3.png removed
         "fig3_converged.png", "fig3_paper.png", "fig9.png"]
     assert (docs / "fig3_paper.png").read_text() == "figures/paper/fig3.png"
