@@ -34,5 +34,5 @@ def draw(results: pd.DataFrame, arms: Sequence[str]):
     baseline_lines(ax, results, "test_accuracy")
     seeds = networks.groupby(["arm", "width"]).size().min()
     ax.set_title(f"MNIST-1D, {seeds} seeds per box")
-    ax.legend(ncols=len(arms), loc="lower right", frameon=False)
+    fig.legend(ncols=len(arms), loc="outside lower center", frameon=False)
     return fig
