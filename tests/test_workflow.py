@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 
 
-def snakemake(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*SNAKEMAKE, *args], cwd=ROOT, capture_output=True, text=True)
+def snakemake(*args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def planned_outputs(stdout: str, pattern: str) -> list[str]:
@@ -110,12 +111,16 @@ SMOKE = ["--configfile", str(ROOT / "tests/smoke.yaml")]
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory) -> Path:
-    """The results folder of one complete smoke run on 2 cores (LDNN_SMOKE_RESULTS: an
-    earlier smoke run's folder to check again instead)."""
+    """The results folder of one complete smoke run on 2 cores with the local profile, as
+    `make smoke` runs it (LDNN_SMOKE_RESULTS: an earlier smoke run's folder to check again
+    instead). Its schedule re-evaluations wait a day: the run exits only if the workflow
+    cancels them at its end."""
     if os.environ.get("LDNN_SMOKE_RESULTS"):
         return Path(os.environ["LDNN_SMOKE_RESULTS"])
     results = tmp_path_factory.mktemp("smoke") / "results"
-    run = snakemake("--cores", "2", *SMOKE, "--config", f"results={results}")
+    run = snakemake("--cores", "2", *SMOKE, "--workflow-profile", "workflow/profiles/default",
+                    "--max-jobs-per-timespan", "10000/1d", "--config", f"results={results}",
+                    timeout=3600)
     assert run.returncode == 0, run.stderr[-3000:]
     return results
 

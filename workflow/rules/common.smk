@@ -106,3 +106,22 @@ onstart:
 
     pathlib.Path(R).mkdir(parents=True, exist_ok=True)
     pathlib.Path(f"{R}/config.resolved.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def cancel_reevaluation_timers():
+    """Cancel the schedule re-evaluations Snakemake leaves waiting on threading.Timer (one
+    per pass, each up to the profile's max-jobs-per-timespan away), which would otherwise
+    keep the finished run from exiting."""
+    import threading
+
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()
+
+
+onsuccess:
+    cancel_reevaluation_timers()
+
+
+onerror:
+    cancel_reevaluation_timers()
