@@ -292,11 +292,12 @@ class SplineActivations:
 
 
 def _locate(grid: Tensor, n_types: int, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Left node of each x in the flattened (T·P,) table, its offset t in grid steps, and the step."""
+    """Left node of each x in the flattened (T·P,) table, its offset t in grid steps, and the
+    step. A NaN x (a diverged network's) gets the first node and a NaN t, so its value is NaN."""
     n_points = grid.shape[0]
     step = (grid[-1] - grid[0]) / (n_points - 1)
     position = (x - grid[0]) / step
-    left = position.detach().floor().clamp(0, n_points - 2).long()
+    left = position.detach().floor().nan_to_num(0.0).clamp(0, n_points - 2).long()
     offsets = torch.arange(n_types, device=x.device)[:, None] * n_points
     return left + offsets, position - left, step
 

@@ -138,6 +138,18 @@ def test_interpolate_extrapolates_the_end_segments():
                                rtol=0, atol=ATOL_INTERP)
 
 
+def test_interpolate_and_hermite_give_nan_for_nan_and_leave_the_other_entries_alone():
+    """A diverged network feeds NaN into its activations: NaN out, not an index error."""
+    grid = torch.linspace(LOW, HIGH, POINTS, dtype=torch.float64)
+    values, slopes = (v[None] for v in _cubic(grid))
+    finite = torch.tensor([[-1.3, 0.2, 2.9]], dtype=torch.float64)
+    with_nan = torch.tensor([[-1.3, math.nan, 0.2, 2.9]], dtype=torch.float64)
+    for spline in (lambda x: interpolate(grid, values, x), lambda x: hermite(grid, values, slopes, x)):
+        out = spline(with_nan)
+        assert torch.isnan(out[0, 1])
+        torch.testing.assert_close(out[:, [0, 2, 3]], spline(finite), rtol=0, atol=0)
+
+
 def test_interpolate_two_types_each_row_acts_on_its_own_block():
     """values (2, P): row t applies to x[..., t, :] only; here row t is the line a_t·x + c_t."""
     grid = torch.linspace(LOW, HIGH, POINTS, dtype=torch.float64)

@@ -120,6 +120,15 @@ def test_diverged_seed_is_flagged_and_others_unaffected(task, tiny_data, train_c
     assert_same(both, bad, 1)
 
 
+def test_huge_learning_rate_with_frozen_learned_tables_diverges_without_crashing(
+        task, tiny_data, train_cfg, mixed_table):
+    """The workflow's activations are spline tables: NaN inputs must flag, not crash."""
+    activation, n_types = arm_activation("mixed", *mixed_table)
+    result = train_seeds(task, tiny_data, SIZES, activation, n_types,
+                         train_cfg(lr=1e6, epochs=10), [0, 1])
+    assert result["diverged"].all() and torch.isnan(result["test_loss"]).all()
+
+
 def test_huge_learning_rate_diverges_every_seed_without_crashing(task, tiny_data, train_cfg):
     cfg = train_cfg(lr=1e6, epochs=10)
     result = train_seeds(task, tiny_data, SIZES, standard("relu"), 1, cfg, [0, 1, 2])
