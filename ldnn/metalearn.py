@@ -391,21 +391,25 @@ def load_params(path: str | Path, replicate: int | None = None) -> dict:
 
 
 def _save_checkpoint(path: str | Path, states: Sequence[MetaState], fingerprint: dict) -> None:
+    """Tensors, numbers, strings and containers only, so that `_resume` can load it with
+    weights_only=True (snapshots go in as tensors)."""
+    rows = [dataclasses.asdict(s) | {"snapshots": [torch.from_numpy(a) for a in s.snapshots]}
+            for s in states]
     with atomic_path(path) as tmp:
-        torch.save({"fingerprint": fingerprint,
-                    "states": [dataclasses.asdict(s) for s in states]}, tmp)
+        torch.save({"fingerprint": fingerprint, "states": rows}, tmp)
 
 
 def _resume(path: str | Path | None, fingerprint: dict) -> list[MetaState] | None:
     if path is None or not Path(path).exists():
         return None
-    saved = torch.load(path, weights_only=False)
+    saved = torch.load(path, weights_only=True)
     theirs = saved.get("fingerprint", {})
     if theirs != fingerprint:
         why = (f"replicates {theirs.get('replicates')}, not {fingerprint['replicates']}"
                if theirs.get("replicates") != fingerprint["replicates"] else "other settings")
         log.info("ignoring checkpoint %s: it was written for %s", path, why)
         return None
-    states = [MetaState(**s) for s in saved["states"]]
+    states = [MetaState(**s | {"snapshots": [a.numpy() for a in s["snapshots"]]})
+              for s in saved["states"]]
     log.info("resuming from checkpoint %s at outer step %d", path, states[0].step)
     return states
