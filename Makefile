@@ -1,16 +1,36 @@
 # Two entry points: `make reproduce` (everything, paper scale) and `make test`;
 # `make publish` then writes the run's results page, figures and report into docs/.
+# A run in pieces (README, "A run in pieces"): `make reproduce HOURS=2` stops at the
+# deadline and archives into runs/$(RUN); `make resume` restores it on a fresh clone;
+# `make figures` redraws figures, claims, summary and report from it without training.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
+RUN ?= paper
+CHECKOUT ?= .
+HOURS ?=
 
-.PHONY: reproduce publish test smoke bench install
+.PHONY: reproduce archive resume figures publish test smoke bench install
 
 PROFILE := --workflow-profile workflow/profiles/default
+ARCHIVE := $(BIN)/python -m ldnn.archive --run runs/$(RUN) --checkout $(CHECKOUT)
 
 reproduce: install
+ifdef HOURS
+	$(ARCHIVE) run --hours $(HOURS) --cores $(CORES)
+else
 	$(BIN)/snakemake $(PROFILE) --cores $(CORES)
+endif
+
+archive: install
+	$(ARCHIVE) store
+
+resume: install
+	$(ARCHIVE) restore --cores $(CORES)
+
+figures: install
+	$(ARCHIVE) figures --cores $(CORES)
 
 # Run in the checkout that produced results/, at the commit that produced it.
 publish: install
