@@ -107,10 +107,12 @@ def collect(checkout: Path, table: list[Job]) -> tuple[list[dict], dict[str, dic
     return entries, records
 
 
-def store(checkout: Path, run: Path, args: list[str]) -> Path | None:
+def store(checkout: Path, run: Path, args: list[str], dirty_ok: bool = False) -> Path | None:
     """Archive what the checkout finished since the run's last piece; the new manifest, or
-    None if nothing is new."""
-    if _git(checkout, "status", "--porcelain", "--untracked-files=no"):
+    None if nothing is new. `dirty_ok`: allow uncommitted changes (tests; the manifest says
+    so)."""
+    dirty = bool(_git(checkout, "status", "--porcelain", "--untracked-files=no"))
+    if dirty and not dirty_ok:
         raise ArchiveError(f"{checkout} has uncommitted changes: archive a committed state")
     commit = _git(checkout, "rev-parse", "HEAD")
     earlier = manifests(run)
@@ -133,7 +135,7 @@ def store(checkout: Path, run: Path, args: list[str]) -> Path | None:
     tar_path = folder / f"{number:03d}.tar.xz"
     ran = [records[e["path"]] for e in new if e["role"] == "output" and e["path"] == e["job"]]
     manifest = {
-        "run": run.name, "piece": number, "commit": commit, "ldnn_version": version("ldnn"),
+        "run": run.name, "piece": number, "commit": commit, "dirty": dirty, "ldnn_version": version("ldnn"),
         "snakemake_args": args, "results": results,
         "config_sha256": sha256(resolved) if resolved.exists() else None,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -302,7 +304,7 @@ def describe(planned: dict[str, Counter]) -> list[str]:
 
 
 def run_to_deadline(checkout: Path, run: Path, hours: float, cores: str,
-                    args: list[str]) -> int:
+                    args: list[str], dirty_ok: bool = False) -> int:
     """Run the workflow until it ends or `hours` pass, then archive what it finished. At
     the deadline (or on SIGTERM/SIGINT) running jobs are interrupted; a meta-learning job
     keeps its last checkpoint, a training job its nothing."""
@@ -330,7 +332,7 @@ def run_to_deadline(checkout: Path, run: Path, hours: float, cores: str,
     run_snakemake(checkout, args, "--unlock", check=False)
     print(f"run: snakemake exited with {proc.returncode} after "
           f"{(time.monotonic() - started) / 3600:.2f} h", flush=True)
-    store(checkout, run, args)
+    store(checkout, run, args, dirty_ok)
     return proc.returncode
 
 

@@ -7,14 +7,20 @@ in well under a second on one core.
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
+from ldnn import archive
 from ldnn.config import ActivationConfig, MetaConfig, TrainConfig
 from ldnn.metalearn import MetaProblem
 from ldnn.tasks import TaskData
 from ldnn.tasks.mnist1d import TASK
+from ldnn.workflow_state import run_snakemake
 
 N_TRAIN, N_TEST = 60, 30
 N_IN, N_OUT = TASK.n_in, TASK.n_out
@@ -77,3 +83,54 @@ def meta_cfg():
 def train_cfg():
     """A factory: train_cfg(**changes) → a tiny TrainConfig."""
     return lambda **changes: dataclasses.replace(BASE_TRAIN, **changes)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE_RESULTS = "results/smoke-test"    # relative: Snakemake keys its records by this path
+SMOKE_ARGS = ["--configfile", "tests/smoke.yaml", "--config", f"results={SMOKE_RESULTS}",
+              "--max-jobs-per-timespan", "10000/1d"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SmokeRun:
+    """The smoke run in this checkout: its results folder (relative to the checkout), the
+    run folder after the first piece and after both, and the outputs the checkout still
+    planned when the first piece ended."""
+    results: Path
+    first_piece: Path | None
+    pieces: Path | None
+    unfinished: list[str]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> SmokeRun:
+    """One complete smoke run on 2 cores with the local profile, as `make smoke` runs it,
+    made in two pieces: stopped at a deadline partway and archived, then finished and
+    archived. Outputs over 1 MB (the clock video) are left to be rebuilt on restore. Its
+    schedule re-evaluations wait a day: it exits only if the workflow cancels them at its
+    end. LDNN_SMOKE_RESULTS: an earlier smoke run's folder to check again instead (the
+    archive tests are then skipped)."""
+    if os.environ.get("LDNN_SMOKE_RESULTS"):
+        return SmokeRun(Path(os.environ["LDNN_SMOKE_RESULTS"]), None, None, [])
+    shutil.rmtree(ROOT / SMOKE_RESULTS, ignore_errors=True)
+    runs = tmp_path_factory.mktemp("runs")
+    first, both = runs / "first", runs / "smoke"
+    stored = archive.MAX_STORED
+    archive.MAX_STORED = 2**20
+    try:
+        code = archive.run_to_deadline(ROOT, both, 40 / 3600, "2", SMOKE_ARGS, dirty_ok=True)
+        shutil.copytree(both, first)
+        unfinished = planned_outputs(ROOT, SMOKE_ARGS)
+        assert code != 0 and unfinished, "the first piece should end at its deadline"
+        code = archive.run_to_deadline(ROOT, both, 0.5, "2", SMOKE_ARGS, dirty_ok=True)
+        assert code == 0, "the smoke run did not finish"
+    finally:
+        archive.MAX_STORED = stored
+    return SmokeRun(Path(SMOKE_RESULTS), first, both, unfinished)
+
+
+def planned_outputs(checkout: Path, args: list[str], *options: str) -> list[str]:
+    """The outputs of every job a dry run of `all` in `checkout` plans, sorted."""
+    out = run_snakemake(checkout, args, "all", "--dry-run", *options).stdout
+    return sorted(p for line in re.findall(r"^    output: (.+)$", out, flags=re.M)
+                  for p in line.split(", "))

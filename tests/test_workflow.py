@@ -110,19 +110,10 @@ SMOKE = ["--configfile", str(ROOT / "tests/smoke.yaml")]
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory) -> Path:
-    """The results folder of one complete smoke run on 2 cores with the local profile, as
-    `make smoke` runs it (LDNN_SMOKE_RESULTS: an earlier smoke run's folder to check again
-    instead). Its schedule re-evaluations wait a day: the run exits only if the workflow
-    cancels them at its end."""
-    if os.environ.get("LDNN_SMOKE_RESULTS"):
-        return Path(os.environ["LDNN_SMOKE_RESULTS"])
-    results = tmp_path_factory.mktemp("smoke") / "results"
-    run = snakemake("--cores", "2", *SMOKE, "--workflow-profile", "workflow/profiles/default",
-                    "--max-jobs-per-timespan", "10000/1d", "--config", f"results={results}",
-                    timeout=3600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return results
+def smoke(smoke_run) -> Path:
+    """The results folder of the session's smoke run (conftest.smoke_run), relative to the
+    checkout as the run's records name it."""
+    return smoke_run.results
 
 
 @pytest.mark.slow
