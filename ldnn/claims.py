@@ -10,10 +10,13 @@ metric) are left out of the statistics and counted.
 
 Every comparison is made twice, by design: `pooled` tests all seeds of the two groups as
 independent samples (the paper's design, one-sided Mann–Whitney); `replicates` takes the
-meta-learning replicate as the unit (ldnn.analysis.replicates: per replicate Cliff's
-delta, one-sided t-test across replicates, two-level bootstrap interval, ICC, and in how
-many replicates the effect points the claimed way). Holm runs over all comparisons of one
-design, both training protocols together. "mixed vs others" also compares mixed with the
+meta-learning replicate as the unit (ldnn.analysis.replicates: per replicate the
+difference of the arms' mean (log for losses) metric, a one-sided t-test of it across
+replicates, and, descriptive, Cliff's delta with a two-level bootstrap interval, the ICC
+and in how many replicates the effect points the claimed way; no verdict below
+MIN_REPLICATES replicates). Holm runs over all comparisons of one design that get a
+verdict, both training protocols together. No p is 0: each row says how its p was
+obtained and the smallest p its design can give without a distribution model. "mixed vs others" also compares mixed with the
 better learned type of each replicate ("best type": type labels mean nothing across
 replicates).
 
@@ -26,15 +29,18 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 
-from ldnn.analysis.replicates import icc, replicate_effects, replicate_p, two_level_bootstrap
+from ldnn.analysis.replicates import (LOG_METRICS, MIN_REPLICATES, icc, replicate_deltas,
+                                      replicate_effects, replicate_p, two_level_bootstrap)
 from ldnn.analysis.statistics import (INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, bootstrap_ci,
-                                      cliffs_delta, holm, mann_whitney_p, verdict)
+                                      cliffs_delta, holm, mann_whitney_method,
+                                      mann_whitney_p, verdict)
 from ldnn.baselines import BASELINE
 from ldnn.config import ClaimsConfig
 
@@ -45,6 +51,7 @@ SAME_ARM = "same arm"                 # each arm of both studies: a from study, 
 ORDERED_BY = "ordered by "            # + metric: every pair of `arms`, a the better by it
 BEST_TYPE = "best type"               # per replicate, the better learned type (group b)
 DESIGNS = ("pooled", "replicates")
+TOO_FEW = "too few replicates"        # the replicates design's verdict below MIN_REPLICATES
 
 
 @dataclass(frozen=True)
@@ -94,8 +101,8 @@ GROUP_COLUMNS = ("n", "diverged", "median", "median_low", "median_high", "mean",
                  "mean_high")
 COLUMNS = (["claim", "figure", "protocol", "design", "metric", "direction", "width", "study_a",
             "group_a", "study_b", "group_b"] + [f"{c}_{g}" for g in "ab" for c in GROUP_COLUMNS]
-           + ["replicates", "holds", "icc", "superiority", "cliffs_delta", "effect_low",
-              "effect_high", "p", "p_holm", "verdict"])
+           + ["replicates", "holds", "icc", "scale", "shift", "superiority", "cliffs_delta",
+              "effect_low", "effect_high", "p", "p_method", "p_floor", "p_holm", "verdict"])
 
 
 def _at(config: dict, key: str) -> Any:
@@ -256,55 +263,72 @@ def _paired_differences(a: Group, b: Group) -> tuple[np.ndarray, np.ndarray]:
     return (pairs.a - pairs.b).to_numpy(), pairs.replicate.to_numpy()
 
 
-def _test(a: Group, b: Group, direction: str, design: str, settings: ClaimsConfig) -> dict:
-    """δ(a, b), its interval (replicates design), and the one-sided p of one design."""
+def _test(a: Group, b: Group, direction: str, design: str, log: bool,
+          settings: ClaimsConfig) -> dict:
+    """δ(a, b), its interval (replicates design), the one-sided p of one design, how it was
+    obtained and the smallest p the design can give without a distribution model."""
     if a.values.size == 0 or b.values.size == 0:
         return {"cliffs_delta": np.nan, "effect_low": np.nan, "effect_high": np.nan,
-                "p": np.nan}
+                "p": np.nan, "p_method": "", "p_floor": np.nan}
     if design == "pooled":
         return {"cliffs_delta": cliffs_delta(a.values, b.values), "effect_low": np.nan,
-                "effect_high": np.nan, "p": mann_whitney_p(a.values, b.values, direction)}
+                "effect_high": np.nan, "p": mann_whitney_p(a.values, b.values, direction),
+                "p_method": mann_whitney_method(a.values, b.values),
+                "p_floor": 1 / math.comb(a.values.size + b.values.size, a.values.size)}
     args = (a.values, a.replicates, b.values, b.replicates, direction)
-    _, effects = replicate_effects(*args)
+    shared, deltas = replicate_deltas(*args)
+    _, effects = replicate_effects(*args, log=log)
     low, high = two_level_bootstrap(*args, settings.resamples // 5, settings.seed)
     sign = 1 if direction == "greater" else -1
     low, high = sorted((sign * low, sign * high))
-    return {"cliffs_delta": sign * float(np.mean(effects)) if effects.size else np.nan,
-            "effect_low": low, "effect_high": high, "p": replicate_p(effects)}
+    p, method = replicate_p(effects)
+    return {"cliffs_delta": sign * float(np.mean(deltas)) if deltas.size else np.nan,
+            "effect_low": low, "effect_high": high, "p": p, "p_method": method,
+            "p_floor": 2.0 ** -shared.size if shared.size else np.nan}
 
 
 def evaluate(tables: dict[str, pd.DataFrame], sources: dict[str, Any], settings: ClaimsConfig,
              families: tuple[Family, ...] = PAPER) -> pd.DataFrame:
     """Two rows per comparison, one per design (columns COLUMNS): group statistics, the
     replicates behind them, in how many the effect points the claimed way (holds), the ICC
-    of the seed-paired differences, δ(a, b) (pooled: over all pairs of seeds; replicates:
-    the mean over replicates, with its two-level bootstrap interval), the one-sided p,
-    Holm-adjusted over all rows of the design, and the verdict. `tables` maps
-    "study/table" to the table."""
+    of the seed-paired differences, the mean over replicates of the difference of the arms'
+    mean metric (shift, a − b, on the `scale` of the test: log or linear), δ(a, b) (pooled:
+    over all pairs of seeds; replicates: the mean over replicates, with its two-level
+    bootstrap interval), the one-sided p with its method and floor, Holm-adjusted over the
+    rows of the design that get a verdict, and the verdict (replicates design: TOO_FEW below
+    MIN_REPLICATES replicates). `tables` maps "study/table" to the table."""
     rows = []
     for comparison in comparisons(tables, sources, families):
         a, b = comparison.pop("a"), comparison.pop("b")
+        log = (comparison["metric"] in LOG_METRICS and np.all(a.values > 0)
+               and np.all(b.values > 0))
         shared, effects = replicate_effects(a.values, a.replicates, b.values, b.replicates,
-                                            comparison["direction"])
+                                            comparison["direction"], log=log)
+        sign = 1 if comparison["direction"] == "greater" else -1
         common = dict(comparison) | {"replicates": shared.size,
                                      "holds": int(np.sum(effects > 0)),
-                                     "icc": icc(*_paired_differences(a, b))}
+                                     "icc": icc(*_paired_differences(a, b)),
+                                     "scale": "log" if log else "linear",
+                                     "shift": sign * float(np.mean(effects)) if effects.size
+                                     else np.nan}
         for side, group in (("a", a), ("b", b)):
             common |= {f"{k}_{side}": v for k, v in _describe(group.values, settings).items()}
             common[f"diverged_{side}"] = group.left_out
         for design in DESIGNS:
             row = common | {"design": design} | _test(a, b, comparison["direction"], design,
-                                                      settings)
+                                                      log, settings)
             row["superiority"] = (1 + row["cliffs_delta"]) / 2
             rows.append(row)
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame["width"] = frame.width.astype("Int64")
+    too_few = (frame.design == "replicates") & (frame.replicates < MIN_REPLICATES)
     frame["p_holm"] = np.nan
     for design in DESIGNS:
-        chosen = frame.design == design
+        chosen = (frame.design == design) & ~too_few
         frame.loc[chosen, "p_holm"] = holm(frame.p[chosen].to_numpy(np.float64))
     frame["verdict"] = [verdict(p, d, direction, settings.alpha) for p, d, direction in
                         zip(frame.p_holm, frame.cliffs_delta, frame.direction)]
+    frame.loc[too_few, "verdict"] = TOO_FEW
     return frame
 
 
@@ -313,8 +337,9 @@ def format_number(x: float) -> str:
     return "–" if pd.isna(x) else f"{x:.3g}"
 
 
-def _p(x: float) -> str:
-    return "–" if pd.isna(x) else f"{x:.2g}"
+def _p(x: float, floor: float = 0.0) -> str:
+    """p to two digits; † where it is below the design's floor (it rests on a model)."""
+    return "–" if pd.isna(x) else f"{x:.2g}" + ("†" if x < floor else "")
 
 
 def _with_interval(value: float, low: float, high: float) -> str:
@@ -349,21 +374,29 @@ def markdown(frame: pd.DataFrame, alpha: float) -> str:
     lines = ["# Claims of the paper, tested", ""]
     for (protocol, design), rows in frame.groupby(["protocol", "design"], sort=False):
         counts = rows.verdict.value_counts()
+        too_few = f", {counts[TOO_FEW]} with too few replicates" if TOO_FEW in counts else ""
         lines.append(f"- {protocol} training, {design}: {len(rows)} claims, "
                      f"**{counts.get(REPRODUCED, 0)} reproduced**, "
                      f"{counts.get(NOT_REPRODUCED, 0)} not reproduced, "
-                     f"{counts.get(INCONCLUSIVE, 0)} inconclusive.")
+                     f"{counts.get(INCONCLUSIVE, 0)} inconclusive{too_few}.")
     lines += [
         "",
         "Each claim compares two groups of networks a and b in the claimed direction, by two "
         "designs. *pooled* (the paper's): every seed an independent sample, one-sided "
-        "Mann–Whitney U test, δ = P(a > b) − P(a < b) over all pairs of seeds (Cliff's "
-        "delta). *replicates*: the meta-learning replicate is the unit; δ_r over each "
-        "replicate's seeds, a one-sided t-test of their mean across the K replicates, δ the "
-        "mean of δ_r with a two-level bootstrap 95 % interval (replicates, then seeds); "
-        "*holds*: replicates whose δ_r points the claimed way; ICC: the between-replicate "
-        "share of the variance of the seed-paired differences a − b. p-values are "
-        "Holm–Bonferroni adjusted over all claims of a design, both protocols together. "
+        "Mann–Whitney U test (exact below 8 seeds a group without ties, else its normal "
+        "approximation), δ = P(a > b) − P(a < b) over all pairs of seeds (Cliff's delta). "
+        "*replicates*: the meta-learning replicate is the unit; per replicate the difference "
+        "d_r of the arms' mean metric (of its logarithm for a test MSE), a one-sided t-test "
+        "of mean d_r > 0 across the K replicates (normal model; where the d_r do not vary, "
+        "the exact sign-flip test); *shift*: the mean d_r as a − b; δ the mean over "
+        f"replicates of Cliff's δ_r with a two-level bootstrap 95 % interval (replicates, "
+        f"then seeds); *holds*: replicates whose d_r points the claimed way; ICC: the "
+        f"between-replicate share of the variance of the seed-paired differences a − b. "
+        f"Below {MIN_REPLICATES} replicates the replicates design gives no verdict. No "
+        "distribution-free test of K replicates can give a p below 2^−K (all K effects one "
+        "way, the sign-flip test): a p marked † is below that floor and rests on the "
+        "t-test's normal model. p-values are Holm–Bonferroni adjusted over all claims of a "
+        "design that get a verdict, both protocols together. "
         f"*Reproduced*: adjusted p < {alpha:g}. *Not reproduced*: not significant, and the "
         "effect is negligible (|δ| < 0.147) or points the other way. *Inconclusive*: not "
         "significant, but a non-negligible effect in the claimed direction. *best type*: the "
@@ -374,16 +407,18 @@ def markdown(frame: pd.DataFrame, alpha: float) -> str:
     ]
     lines += side_by_side(frame)
     lines += ["", "## Replicates design", "",
-              "| figure | claim | protocol | K | holds | ICC | median a | median b "
+              "| figure | claim | protocol | K | holds | ICC | median a | median b | shift "
               "| δ [95 % CI] | p | p Holm | verdict |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in frame[frame.design == "replicates"].itertuples():
         lines.append(
             f"| {row.figure} | {row.claim} | {row.protocol} | {row.replicates} | {row.holds} "
             f"| {format_number(row.icc)} | {format_number(row.median_a)} "
             f"| {format_number(row.median_b)} "
+            f"| {format_number(row.shift)}{' (log)' if row.scale == 'log' else ''} "
             f"| {_with_interval(row.cliffs_delta, row.effect_low, row.effect_high)} "
-            f"| {_p(row.p)} | {_p(row.p_holm)} | {_verdict_text(row.verdict)} |")
+            f"| {_p(row.p, row.p_floor)} | {_p(row.p_holm, row.p_floor)} "
+            f"| {_verdict_text(row.verdict)} |")
     lines += ["", "## Pooled design", "",
               "| figure | claim | protocol | n a, b (diverged) | median a [95 % CI] "
               "| median b [95 % CI] | mean a | mean b | δ | p | p Holm | verdict |",
@@ -396,5 +431,6 @@ def markdown(frame: pd.DataFrame, alpha: float) -> str:
             f"| {_with_interval(row.median_b, row.median_low_b, row.median_high_b)} "
             f"| {format_number(row.mean_a)} | {format_number(row.mean_b)} "
             f"| {format_number(row.cliffs_delta)} "
-            f"| {_p(row.p)} | {_p(row.p_holm)} | {_verdict_text(row.verdict)} |")
+            f"| {_p(row.p, row.p_floor)} | {_p(row.p_holm, row.p_floor)} "
+            f"| {_verdict_text(row.verdict)} |")
     return "\n".join(lines) + "\n"

@@ -16,7 +16,9 @@ import pytest
 import yaml
 
 from ldnn import claims
-from ldnn.analysis.statistics import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, holm
+from ldnn.analysis.replicates import T_TEST
+from ldnn.analysis.statistics import (INCONCLUSIVE, MW_NORMAL, NOT_REPRODUCED, REPRODUCED,
+                                      holm)
 from ldnn.config import ClaimsConfig, ConfigError, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,6 +130,32 @@ def test_every_claim_is_expanded_with_its_known_verdict(config, tables):
     assert ((frame.superiority - (1 + frame.cliffs_delta) / 2).abs() < 1e-12).all()
     inside = frame[["median_low_a", "median_a", "median_high_a"]].to_numpy()
     assert (inside[:, 0] <= inside[:, 1]).all() and (inside[:, 1] <= inside[:, 2]).all()
+
+
+def test_every_p_states_its_method_and_floor_and_none_is_zero(config, tables):
+    frame = claims.evaluate(tables, claims.sources(config), SETTINGS)
+    assert (frame.p > 0).all() and (frame.p_holm > 0).all()
+    replicated, pooled = frame[frame.design == "replicates"], frame[frame.design == "pooled"]
+    assert set(replicated.p_method) == {T_TEST}
+    assert (replicated.p_floor == 2.0 ** -REPLICATES).all()
+    assert set(pooled.p_method) == {MW_NORMAL}                       # 30 seeds a group
+    assert set(frame[frame.metric == "test_loss"].scale) == {"linear"}  # values ≤ 0 occur
+    text = claims.markdown(frame, SETTINGS.alpha)
+    below = replicated[replicated.p < replicated.p_floor].iloc[0]
+    assert f"| {below.p:.2g}† |" in text                             # rests on the model
+
+
+def test_too_few_replicates_give_no_verdict_and_stay_out_of_holm(config, tables):
+    few = {name: table.assign(replicate=table.replicate % 2) for name, table in tables.items()}
+    frame = claims.evaluate(few, claims.sources(config), SETTINGS)
+    replicated, pooled = frame[frame.design == "replicates"], frame[frame.design == "pooled"]
+    assert (replicated.replicates == 2).all() and (replicated.p_floor == 0.25).all()
+    assert (replicated.verdict == claims.TOO_FEW).all() and replicated.p_holm.isna().all()
+    np.testing.assert_array_equal(pooled.p_holm, holm(pooled.p.to_numpy()))
+    assert set(pooled[pooled.figure == "Fig. 3"].verdict) == {REPRODUCED}
+    assert (f"paper training, replicates: {len(replicated)} claims, **0 reproduced**, "
+            f"0 not reproduced, 0 inconclusive, {len(replicated)} with too few replicates."
+            in claims.markdown(frame, SETTINGS.alpha))
 
 
 def test_diverged_seeds_are_left_out_and_counted(config, tables):

@@ -345,8 +345,14 @@ def test_smoke_run_has_the_claims_and_a_report_with_every_figure(smoke, tmp_path
     seeds = 4                                                     # 2 replicates × 2 seeds
     assert (table.n_a + table.diverged_a == seeds).all()
     assert (table.n_b + table.diverged_b == seeds).all()
-    assert set(table.verdict) <= {"reproduced", "not reproduced", "inconclusive"}
-    shown = [line for line in (smoke / "claims.md").read_text().splitlines()
+    pooled, replicates = (table[table.design == d] for d in ("pooled", "replicates"))
+    assert set(pooled.verdict) <= {"reproduced", "not reproduced", "inconclusive"}
+    assert set(replicates.verdict) == {"too few replicates"}           # K = 2 < 5
+    assert replicates.p_holm.isna().all()
+    assert (table.p.dropna() > 0).all() and table.p_method.dropna().str.len().gt(0).all()
+    assert (replicates.p_floor == 0.25).all()                        # 2^-K
+    text = (smoke / "claims.md").read_text()
+    shown = [line for line in text.splitlines()
              if line.startswith(("| Fig", "| Hessian"))]
     assert len(shown) == len(table) + len(table.drop_duplicates(["figure", "claim"]))
 
