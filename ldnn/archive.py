@@ -218,23 +218,22 @@ def restore(checkout: Path, run: Path, args: list[str] | None = None,
         for m in pieces:
             _extract(m, run, tmp / f"{m['piece']:03d}")
         keep, skipped = _restorable(checkout, args, latest, code)
-        placed = []
-        for es in keep.values():
-            for e in es:
-                if e["stored"]:
-                    target = checkout / e["path"]
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(tmp / f"{e['piece']:03d}" / e["path"], target)
-                    placed.append(e)
-                if e["role"] == "output":
-                    write_record(checkout, e["path"], records[e["path"]])
+        placed = [e for es in keep.values() for e in es if e["stored"]]
+        new = [e for e in placed if not _holds(checkout, e)]
+        for e in new:
+            target = checkout / e["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / f"{e['piece']:03d}" / e["path"], target)
+        for e in (e for es in keep.values() for e in es if e["role"] == "output"):
+            write_record(checkout, e["path"], records[e["path"]])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _order_mtimes(checkout, placed)
+    if new:
+        _order_mtimes(checkout, placed)
     rebuild = [e for es in keep.values() for e in es if e["rebuild"]]
-    lines = [f"restore: {len(keep)} jobs of {run} restored ({len(placed)} files)"]
-    rebuild = [e for e in rebuild if not (checkout / e["path"]).exists()
-               or sha256(checkout / e["path"]) != e["sha256"]]
+    lines = [f"restore: {len(keep)} jobs of {run} restored ({len(new)} files placed, "
+             f"{len(placed) - len(new)} already there)"]
+    rebuild = [e for e in rebuild if not _holds(checkout, e)]
     if rebuild:
         run_snakemake(checkout, args, *[e["path"] for e in rebuild], "--cores", str(cores))
         for e in rebuild:
@@ -274,6 +273,12 @@ def _restorable(checkout: Path, args: list[str], latest: dict[str, dict],
         else:
             keep[job_id] = [e for e in es if e["role"] != "checkpoint" or job_id not in done]
     return keep, skipped
+
+
+def _holds(checkout: Path, entry: dict) -> bool:
+    """Whether the checkout already has the entry's file, unchanged."""
+    file = checkout / entry["path"]
+    return file.exists() and file.stat().st_size == entry["size"] and sha256(file) == entry["sha256"]
 
 
 def _order_mtimes(checkout: Path, entries: list[dict]) -> None:
