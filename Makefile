@@ -11,7 +11,7 @@ RUN ?= paper
 CHECKOUT ?= .
 HOURS ?=
 
-.PHONY: reproduce archive resume figures publish test smoke bench install
+.PHONY: reproduce archive resume figures publish publish-run test smoke bench install
 
 PROFILE := --workflow-profile workflow/profiles/default
 ARCHIVE := $(BIN)/python -m ldnn.archive --run runs/$(RUN) --checkout $(CHECKOUT)
@@ -36,6 +36,13 @@ figures: install
 publish: install
 	$(BIN)/python -m ldnn.publish results docs --command "make reproduce CORES=$(CORES)"
 	$(BIN)/snakemake $(PROFILE) --report docs/report.html
+
+# The archived run instead: redrawn from runs/$(RUN) in CHECKOUT (at the run's commit), its
+# times from the pieces.
+publish-run: figures
+	$(BIN)/python -m ldnn.publish $(CHECKOUT)/results docs --checkout $(CHECKOUT) --run runs/$(RUN) \
+	  --command "make reproduce HOURS=… (then make resume and again, piece by piece)"
+	cp $(CHECKOUT)/results/report.html docs/report.html
 
 test: install
 	$(BIN)/python -m pytest

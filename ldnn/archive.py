@@ -107,10 +107,11 @@ def collect(checkout: Path, table: list[Job]) -> tuple[list[dict], dict[str, dic
     return entries, records
 
 
-def store(checkout: Path, run: Path, args: list[str], dirty_ok: bool = False) -> Path | None:
+def store(checkout: Path, run: Path, args: list[str], dirty_ok: bool = False,
+          wall_s: float | None = None) -> Path | None:
     """Archive what the checkout finished since the run's last piece; the new manifest, or
     None if nothing is new. `dirty_ok`: allow uncommitted changes (tests; the manifest says
-    so)."""
+    so); `wall_s`: the piece's wall time, where a deadline run measured it."""
     dirty = bool(_git(checkout, "status", "--porcelain", "--untracked-files=no"))
     if dirty and not dirty_ok:
         raise ArchiveError(f"{checkout} has uncommitted changes: archive a committed state")
@@ -141,6 +142,7 @@ def store(checkout: Path, run: Path, args: list[str], dirty_ok: bool = False) ->
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "jobs_started": min((r["starttime"] for r in ran), default=None),
         "jobs_ended": max((r["endtime"] for r in ran), default=None),
+        "wall_s": wall_s,
         "archive": tar_path.name,
         "rule_code": {rule: code[rule].files for rule in sorted({e["rule"] for e in new})
                       if rule in code},
@@ -335,9 +337,9 @@ def run_to_deadline(checkout: Path, run: Path, hours: float, cores: str,
         for s, handler in previous.items():
             signal.signal(s, handler)
     run_snakemake(checkout, args, "--unlock", check=False)
-    print(f"run: snakemake exited with {proc.returncode} after "
-          f"{(time.monotonic() - started) / 3600:.2f} h", flush=True)
-    store(checkout, run, args, dirty_ok)
+    wall_s = time.monotonic() - started
+    print(f"run: snakemake exited with {proc.returncode} after {wall_s / 3600:.2f} h", flush=True)
+    store(checkout, run, args, dirty_ok, wall_s)
     return proc.returncode
 
 

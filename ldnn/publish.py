@@ -1,10 +1,12 @@
 """Publish a finished run into a docs folder: its results page headed by the commit and the
 command that produced it, its figures and claims table, and the run's time per rule.
 
-    python -m ldnn.publish RESULTS DOCS --command "make reproduce"
+    python -m ldnn.publish RESULTS DOCS --command "make reproduce" [--run runs/paper]
 
 Run it in the checkout that produced RESULTS (the commit is read from it and must match its
-tracked files); `make publish` also writes DOCS/report.html with `snakemake --report`.
+tracked files), or, with --run, in a checkout of the run's commit where the run's archive
+was restored (ldnn.archive): its pieces then give the times. `make publish` and `make
+publish-run` also write DOCS/report.html.
 """
 from __future__ import annotations
 
@@ -65,17 +67,53 @@ def job_times(results: Path, checkout: Path) -> pd.DataFrame:
     jobs = jobs_of_logs(checkout)
     rows = []
     for path in sorted((results / "logs").rglob("*.log")):
-        done = JOB_DONE.findall(path.read_text())
-        if done and path.resolve() in jobs:
-            seconds, memory = done[-1]
-            job = jobs[path.resolve()]
-            rows.append({"rule": job["rule"], "study": job.get("study", ""),
-                         "protocol": job.get("protocol", ""), "seconds": float(seconds),
-                         "peak_mb": int(memory)})
+        job = jobs.get(path.resolve())
+        if job:
+            rows.append(_job_row(job["rule"], job.get("study", ""), job.get("protocol", ""), path))
+    rows = [row for row in rows if row]
     if not rows:
         raise SystemExit(f"no finished job logs under {results / 'logs'} of jobs that Snakemake "
                          f"started in {checkout}: publish from the checkout that ran them")
     return pd.DataFrame(rows)
+
+
+def _job_row(rule: str, study: str, protocol: str, log: Path) -> dict | None:
+    done = JOB_DONE.findall(log.read_text())
+    if not done:
+        return None
+    seconds, memory = done[-1]
+    return {"rule": rule, "study": study, "protocol": protocol, "seconds": float(seconds),
+            "peak_mb": int(memory)}
+
+
+def archived_job_times(checkout: Path, manifests: list[dict]) -> pd.DataFrame:
+    """`job_times` of an archived run: each archived job log, its rule from the manifests,
+    study and protocol from its job's output path (…/{study}/train/{protocol}/…)."""
+    rows = []
+    for manifest in manifests:
+        results = Path(manifest["results"])
+        for entry in manifest["files"]:
+            if entry["role"] != "log" or not entry["path"].endswith(".log"):
+                continue
+            parts = Path(entry["job"]).relative_to(results).parts
+            study = parts[0] if entry["rule"] in ("metalearn", "train") else ""
+            protocol = parts[2] if entry["rule"] == "train" else ""
+            rows.append(_job_row(entry["rule"], study, protocol, checkout / entry["path"]))
+    rows = [row for row in rows if row]
+    if not rows:
+        raise SystemExit("the run's manifests list no finished job logs")
+    return pd.DataFrame(rows)
+
+
+def pieces_wall_time(run: Path, manifests: list[dict]) -> str:
+    """The sentence of the results page on an archived run's wall time: the sum and each
+    piece's (its recorded wall time, else from its first job's start to its last's end)."""
+    hours = [(m.get("wall_s") or (m["jobs_ended"] - m["jobs_started"] if m["jobs_ended"]
+                                 else 0.0)) / 3600 for m in manifests]
+    each = ", ".join(f"{h:.1f}" for h in hours)
+    return (f"Wall time {sum(hours):.1f} h in {len(hours)} piece{'s' if len(hours) > 1 else ''} "
+            f"({each} h), each resumed from the archive of the ones before (`runs/{run.name}`, "
+            f"[a run in pieces](../README.md#a-run-in-pieces-deadline-archive-resume)).")
 
 
 def rule_times(jobs: pd.DataFrame) -> pd.DataFrame:
@@ -94,9 +132,10 @@ def study_times(jobs: pd.DataFrame) -> pd.DataFrame:
         index="study", columns="stage", values="seconds", aggfunc="sum").reset_index()
 
 
-def wall_time(snakemake_logs: Path) -> tuple[float, int]:
-    """Seconds from the start of each Snakemake invocation (its log's name) to its last
-    finished job, summed over the invocations that finished a job, and their number."""
+def wall_time(snakemake_logs: Path) -> str:
+    """The sentence of the results page on the run's wall time: seconds from the start of
+    each Snakemake invocation (its log's name) to its last finished job, summed over the
+    invocations that finished a job."""
     total, runs = 0.0, 0
     for path in sorted(snakemake_logs.glob("*.snakemake.log")):
         finished = JOB_FINISHED.findall(path.read_text())
@@ -106,7 +145,8 @@ def wall_time(snakemake_logs: Path) -> tuple[float, int]:
         end = datetime.datetime.strptime(" ".join(finished[-1].split()), "%a %b %d %H:%M:%S %Y")
         total += (end - start).total_seconds()
         runs += 1
-    return total, runs
+    return (f"Wall time {total / 3600:.1f} h, summed over {runs} Snakemake invocation"
+            f"{'s' if runs > 1 else ''} (an interrupted run resumes where it stopped).")
 
 
 def figure_names(results: Path) -> dict[Path, str]:
@@ -119,18 +159,15 @@ def figure_names(results: Path) -> dict[Path, str]:
     return dict(sorted(names.items(), key=lambda item: (item[0].stem, "converged" in item[1])))
 
 
-def page(summary: str, commit: str, version: str, command: str, wall: tuple[float, int],
+def page(summary: str, commit: str, version: str, command: str, wall: str,
          jobs: pd.DataFrame, figures: list[str]) -> str:
-    """The published results page: a header naming the run, the run's own results page
-    (its title dropped), the figures, the time per rule and per study."""
-    seconds, runs = wall
+    """The published results page: a header naming the run and its `wall` time, the run's
+    own results page (its title dropped), the figures, the time per rule and per study."""
     body = summary.split("\n", 1)[1].lstrip("\n")
     lines = ["# Results", "",
              f"Every number and figure on this page comes from one run of the workflow at "
              f"commit `{commit}` (ldnn {version}): `{command}`, configuration as "
-             f"resolved in [config.resolved.yaml](config.resolved.yaml). Wall time "
-             f"{seconds / 3600:.1f} h, summed over {runs} Snakemake invocation"
-             f"{'s' if runs > 1 else ''} (an interrupted run resumes where it stopped). "
+             f"resolved in [config.resolved.yaml](config.resolved.yaml). {wall} "
              f"The run's report, with every figure's caption: [report.html](report.html).", "",
              body,
              "## Figures", ""]
@@ -153,17 +190,33 @@ def page(summary: str, commit: str, version: str, command: str, wall: tuple[floa
     return "\n".join(lines)
 
 
-def publish(results: Path, docs: Path, command: str, checkout: Path) -> None:
+def publish(results: Path, docs: Path, command: str, checkout: Path,
+            run: Path | None = None) -> None:
     """Write results.md, the run's figures, its claims table and its resolved configuration
-    into `docs`, replacing the PNGs there."""
+    into `docs`, replacing the PNGs there; with `run`, the times are the archived run's."""
     summary = results / "summary.md"
     if not summary.exists():
         raise SystemExit(f"{summary} is missing: the run has not finished")
     commit = checkout_commit(checkout, docs)
-    figures = figure_names(results)
     version = tomllib.loads((checkout / "pyproject.toml").read_text())["project"]["version"]
-    text = page(summary.read_text(), commit, version, command,
-                wall_time(checkout / ".snakemake" / "log"), job_times(results, checkout),
+    if run is None:
+        wall, jobs = wall_time(checkout / ".snakemake" / "log"), job_times(results, checkout)
+    else:
+        from ldnn.archive import manifests as read_manifests
+
+        pieces = read_manifests(run)
+        commits = {m["commit"] for m in pieces}
+        if len(commits) != 1:
+            raise SystemExit(f"{run}: its pieces name {len(commits)} commits, not one")
+        wall = pieces_wall_time(run, pieces)
+        if commits != {commit}:
+            wall += (f" Figures, claims and summary were redrawn from it at commit `{commit}` "
+                     f"(ldnn {version}; `make figures`), where every other rule's code is the "
+                     "run's: a restored job whose code changed would have been run again.")
+        commit, version = pieces[0]["commit"], pieces[0]["ldnn_version"]
+        jobs = archived_job_times(checkout, pieces)
+    figures = figure_names(results)
+    text = page(summary.read_text(), commit, version, command, wall, jobs,
                 list(figures.values()))
     docs.mkdir(parents=True, exist_ok=True)
     for stale in docs.glob("*.png"):
@@ -184,8 +237,11 @@ def main() -> None:
                         help="the command that produced the run, named on the page")
     parser.add_argument("--checkout", type=Path, default=Path.cwd(),
                         help="the git checkout that produced the run (default: here)")
+    parser.add_argument("--run", type=Path, default=None,
+                        help="the archived run restored here (e.g. runs/paper): its pieces "
+                             "give the times")
     args = parser.parse_args()
-    publish(args.results, args.docs, args.command, args.checkout)
+    publish(args.results, args.docs, args.command, args.checkout, args.run)
 
 
 if __name__ == "__main__":

@@ -108,3 +108,50 @@ def test_publish_refuses_a_modified_checkout_or_an_unfinished_run(run):
     with pytest.raises(SystemExit, match="summary.md is missing"):
         publish(run / "results", run / "docs", "make reproduce", run)
     assert [p.name for p in (run / "docs").iterdir()] == ["fig3.png"]
+
+
+def manifest(piece: int, commit: str, logs: dict[str, tuple[str, str]], **times) -> dict:
+    """A piece's manifest listing job logs {log: (rule, its job's first output)}."""
+    return {"piece": piece, "commit": commit, "ldnn_version": "9.8", "results": "results",
+            "jobs_started": 0.0,
+            "jobs_ended": 0.0, "wall_s": None, **times,
+            "files": [{"path": log, "role": "log", "rule": rule, "job": job}
+                      for log, (rule, job) in logs.items()]}
+
+
+def test_publish_of_an_archived_run_takes_its_times_from_the_pieces(run):
+    import json
+
+    commit = subprocess.run(["git", "-C", str(run), "rev-parse", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    pieces = run / "runs/paper/pieces"
+    pieces.mkdir(parents=True)
+    first = manifest(1, commit, {
+        "results/logs/metalearn/study.log": ("metalearn", "results/study/metalearn/params.pt"),
+        "results/logs/train/study/a.log": ("train", "results/study/train/paper/r0/a/s.csv")},
+        wall_s=7200.0)
+    second = manifest(2, commit, {
+        "results/logs/train/other/c.log": ("train", "results/other/train/converged/r0/c/s.csv"),
+        "results/logs/train/study/killed.log": ("train", "results/study/train/paper/r1/a/s.csv")},
+        jobs_started=1000.0, jobs_ended=4600.0)                    # no wall time recorded
+    for m in (first, second):
+        (pieces / f"{m['piece']:03d}.json").write_text(json.dumps(m))
+    docs = run / "docs"
+    publish(run / "results", docs, "make reproduce HOURS=2", run, run / "runs/paper")
+    text = (docs / "results.md").read_text()
+    assert "Wall time 3.0 h in 2 pieces (2.0, 1.0 h)" in text and "`runs/paper`" in text
+    assert "| train | 2 | 30 | 20 | 400 |" in text                 # a.log and c.log only
+    assert "| other | – | 20 | – |\n| study | 5400 | – | 10 |\n" in text
+
+    assert f"commit `{commit}` (ldnn 9.8)" in text and "redrawn" not in text
+
+    # Redrawn at a later commit (claims code changed): the page names both.
+    for m in (first, second):
+        (pieces / f"{m['piece']:03d}.json").write_text(json.dumps(m | {"commit": "0" * 40}))
+    publish(run / "results", docs, "make reproduce HOURS=2", run, run / "runs/paper")
+    text = (docs / "results.md").read_text()
+    assert f"commit `{'0' * 40}` (ldnn 9.8)" in text
+    assert f"redrawn from it at commit `{commit}` (ldnn 9.9" in text
+    (pieces / "002.json").write_text(json.dumps(second))
+    with pytest.raises(SystemExit, match="runs/paper: its pieces name 2 commits, not one"):
+        publish(run / "results", docs, "make reproduce", run, run / "runs/paper")
