@@ -230,7 +230,7 @@ def restore(checkout: Path, run: Path, args: list[str] | None = None,
             write_record(checkout, e["path"], records[e["path"]])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if new:
+    if any(e["role"] != "log" for e in new):    # logs are read by no job
         _order_mtimes(checkout, placed)
     rebuild = [e for es in keep.values() for e in es if e["rebuild"]]
     lines = [f"restore: {len(keep)} jobs of {run} restored ({len(new)} files placed, "

@@ -53,9 +53,10 @@ def run_snakemake(checkout: str | Path, args: list[str], *options: str,
 
 
 def jobs(checkout: str | Path, args: list[str], target: str = "all") -> list[Job]:
-    """Every job that `target` needs, finished or not, in the order Snakemake lists them."""
+    """Every job that `target` needs, finished or not, in the order Snakemake lists them
+    (an interrupted job's incomplete outputs listed too: `finished` says they are not)."""
     out = run_snakemake(checkout, args, target, "--dry-run", "--forceall", "--nolock",
-                        "--cores", "1").stdout
+                        "--rerun-incomplete", "--cores", "1").stdout
     found = []
     for rule, body in _JOB.findall(out):
         fields = dict(_FIELD.findall(body))
