@@ -293,7 +293,7 @@ def _order_mtimes(checkout: Path, entries: list[dict]) -> None:
 
 def plan(checkout: Path, args: list[str], *options: str) -> dict[str, Counter]:
     """{rule: Counter of reasons} of the jobs a dry run of `all` would run."""
-    out = run_snakemake(checkout, args, "all", "--dry-run", *options).stdout
+    out = run_snakemake(checkout, args, "all", "--dry-run", "--rerun-incomplete", *options).stdout
     planned = defaultdict(Counter)
     for rule, body in re.findall(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", out, flags=re.M):
         reason = re.search(r"^    reason: (.*)$", body, flags=re.M)

@@ -131,6 +131,6 @@ def smoke_run(tmp_path_factory) -> SmokeRun:
 
 def planned_outputs(checkout: Path, args: list[str], *options: str) -> list[str]:
     """The outputs of every job a dry run of `all` in `checkout` plans, sorted."""
-    out = run_snakemake(checkout, args, "all", "--dry-run", *options).stdout
+    out = run_snakemake(checkout, args, "all", "--dry-run", "--rerun-incomplete", *options).stdout
     return sorted(p for line in re.findall(r"^    output: (.+)$", out, flags=re.M)
                   for p in line.split(", "))
