@@ -34,7 +34,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from ldnn.provenance import RuleCode, rule_code
-from ldnn.workflow_state import (Job, WorkflowError, finished, jobs, read_record,
+from ldnn.workflow_state import (Job, WorkflowError, dry_run, finished, jobs, read_record,
                                  run_snakemake, write_record)
 
 MAX_STORED = 10 * 2**20      # a larger output is rebuilt on restore instead of stored
@@ -293,7 +293,7 @@ def _order_mtimes(checkout: Path, entries: list[dict]) -> None:
 
 def plan(checkout: Path, args: list[str], *options: str) -> dict[str, Counter]:
     """{rule: Counter of reasons} of the jobs a dry run of `all` would run."""
-    out = run_snakemake(checkout, args, "all", "--dry-run", "--rerun-incomplete", *options).stdout
+    out = dry_run(checkout, args, "all", *options)
     planned = defaultdict(Counter)
     for rule, body in re.findall(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", out, flags=re.M):
         reason = re.search(r"^    reason: (.*)$", body, flags=re.M)

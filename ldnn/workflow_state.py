@@ -52,11 +52,17 @@ def run_snakemake(checkout: str | Path, args: list[str], *options: str,
     return done
 
 
+def dry_run(checkout: str | Path, args: list[str], target: str, *options: str) -> str:
+    """Snakemake's dry-run listing of `target`; an interrupted job's incomplete outputs are
+    planned again, as the profiles' rerun-incomplete does, instead of failing the listing."""
+    return run_snakemake(checkout, args, target, "--dry-run", "--rerun-incomplete",
+                         *options).stdout
+
+
 def jobs(checkout: str | Path, args: list[str], target: str = "all") -> list[Job]:
     """Every job that `target` needs, finished or not, in the order Snakemake lists them
-    (an interrupted job's incomplete outputs listed too: `finished` says they are not)."""
-    out = run_snakemake(checkout, args, target, "--dry-run", "--forceall", "--nolock",
-                        "--rerun-incomplete", "--cores", "1").stdout
+    (`finished` says which are)."""
+    out = dry_run(checkout, args, target, "--forceall", "--nolock", "--cores", "1")
     found = []
     for rule, body in _JOB.findall(out):
         fields = dict(_FIELD.findall(body))

@@ -20,7 +20,7 @@ from ldnn.config import ActivationConfig, MetaConfig, TrainConfig
 from ldnn.metalearn import MetaProblem
 from ldnn.tasks import TaskData
 from ldnn.tasks.mnist1d import TASK
-from ldnn.workflow_state import run_snakemake
+from ldnn.workflow_state import dry_run
 
 N_TRAIN, N_TEST = 60, 30
 N_IN, N_OUT = TASK.n_in, TASK.n_out
@@ -131,6 +131,6 @@ def smoke_run(tmp_path_factory) -> SmokeRun:
 
 def planned_outputs(checkout: Path, args: list[str], *options: str) -> list[str]:
     """The outputs of every job a dry run of `all` in `checkout` plans, sorted."""
-    out = run_snakemake(checkout, args, "all", "--dry-run", "--rerun-incomplete", *options).stdout
+    out = dry_run(checkout, args, "all", *options)
     return sorted(p for line in re.findall(r"^    output: (.+)$", out, flags=re.M)
                   for p in line.split(", "))
