@@ -209,7 +209,7 @@ def measure_training(seeds: int, epochs: int) -> list[dict]:
     cfg = TrainConfig(protocol="paper", optimizer="sgd", lr=0.01, momentum=0.8,
                       schedule="constant", epochs=epochs, validation=0, patience=0,
                       min_improvement=0, batch_size=200, seed=0, forecast_horizon=5.0,
-                      unconverged_change=0.01)
+                      unconverged_change=0.01, compiled=True)
     grid = torch.linspace(-10, 10, 100)
     values = torch.stack([torch.sin(grid), torch.sin(grid) + 0.2 * torch.tanh(grid)])
     arms = [arm_activation(arm, grid, values)

@@ -6,6 +6,7 @@ types are evaluated in one batched operation.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -413,8 +414,51 @@ def load_table(path: str | Path) -> tuple[Tensor, Tensor, Tensor | None]:
         return torch.from_numpy(table["grid"]), torch.from_numpy(table["values"]), slopes
 
 
+@dataclass(frozen=True, eq=False)
+class FrozenActivation:
+    """The typed activation of a frozen-training arm, (..., T, n) → (..., T, n): the
+    standard function `standard`, or T learned types tabulated on grid (P,) as values
+    (T, P), interpolated linearly, or by cubic Hermite splines through their `slopes`
+    (T, P) where given."""
+    standard: str | None = None
+    grid: Tensor | None = None
+    values: Tensor | None = None
+    slopes: Tensor | None = None
+
+    @property
+    def n_types(self) -> int:
+        return 1 if self.standard else self.values.shape[0]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if self.standard:
+            return STANDARD[self.standard](x)
+        grid, values = self.grid.to(x.dtype), self.values.to(x.dtype)
+        if self.slopes is None:
+            return interpolate(grid, values, x)
+        return hermite(grid, values, self.slopes.to(x.dtype), x)
+
+    def cells(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, float, float]:
+        """The tables as cubics per grid cell in `dtype`, computed as `interpolate` and
+        `hermite` compute them: coefficients (T, P − 1, 4) of 1, τ, τ², τ³ (τ ∈ [0, 1) the
+        position in the cell), end slopes per grid step (T, 2), the first node and the step."""
+        grid, y = self.grid.to(dtype), self.values.to(dtype)
+        step = (grid[-1] - grid[0]) / (grid.shape[0] - 1)
+        y0, y1 = y[:, :-1], y[:, 1:]
+        if self.slopes is None:
+            c1 = y1 - y0
+            coefficients = torch.stack([y0, c1, torch.zeros_like(c1), torch.zeros_like(c1)], -1)
+            ends = torch.stack([c1[:, 0], c1[:, -1]], -1)
+        else:
+            d = self.slopes.to(dtype) * step
+            d0, d1 = d[:, :-1], d[:, 1:]
+            coefficients = torch.stack([y0, d0, 3 * (y1 - y0) - 2 * d0 - d1,
+                                        2 * (y0 - y1) + d0 + d1], -1)
+            ends = torch.stack([d[:, 0], d[:, -1]], -1)
+        return coefficients.contiguous(), ends.contiguous(), float(grid[0]), float(step)
+
+
 def arm_activation(arm: str, grid: Tensor, values: Tensor,
-                   slopes: Tensor | None = None) -> tuple[Callable, int]:
+                   slopes: Tensor | None = None) -> tuple[FrozenActivation, int]:
     """The typed activation of a frozen-training arm and its number of neuron types.
 
     arm: a standard activation name, "typeK" (all neurons of learned type K) or "mixed"
@@ -423,19 +467,13 @@ def arm_activation(arm: str, grid: Tensor, values: Tensor,
     `slopes` (T, P) are given (for networks that differentiate their activations).
     """
     if arm in STANDARD:
-        return standard(arm), 1
+        return FrozenActivation(standard=arm), 1
     if arm == "mixed":
         rows = slice(None)
     elif arm.startswith("type") and arm[4:].isdigit() and 1 <= int(arm[4:]) <= values.shape[0]:
         rows = slice(int(arm[4:]) - 1, int(arm[4:]))
     else:
         raise ValueError(f"unknown arm {arm!r} for {values.shape[0]} learned types")
-    table = [a[rows] for a in (values, slopes) if a is not None]
-
-    def activation(x: Tensor) -> Tensor:
-        typed = [a.to(x.dtype) for a in table]
-        if slopes is None:
-            return interpolate(grid.to(x.dtype), typed[0], x)
-        return hermite(grid.to(x.dtype), *typed, x)
-
-    return activation, table[0].shape[0]
+    activation = FrozenActivation(None, grid, values[rows],
+                                  None if slopes is None else slopes[rows])
+    return activation, activation.n_types

@@ -67,7 +67,8 @@ class TrainConfig:
     or cosine-decaying learning rate, shuffled batches, at most `epochs` epochs. With
     `validation` > 0 the last rows of the training set are held out, and a seed stops
     after `patience` epochs without a relative improvement of its validation loss by
-    `min_improvement`, keeping its best-validation parameters."""
+    `min_improvement`, keeping its best-validation parameters. `compiled`: in the compiled
+    kernel where it applies (ldnn.compiled_training), else through autograd."""
     protocol: str
     optimizer: str
     lr: float
@@ -81,6 +82,7 @@ class TrainConfig:
     seed: int
     forecast_horizon: float
     unconverged_change: float
+    compiled: bool
 
 
 @dataclass(frozen=True)

@@ -8,55 +8,22 @@ pass with respect to the spline coefficients; autograd then carries that gradien
 coefficients to the sub-network parameters φ. Replicates (independent meta-learning runs)
 go through one call on a leading axis, one thread each.
 
-The kernel is compiled with the machine's C++ compiler on first use (about a minute) and
-cached by PyTorch (TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions).
+The kernel is compiled on first use (ldnn.extensions).
 """
 from __future__ import annotations
-
-import logging
-import subprocess
-import time
-from functools import cache
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from ldnn import extensions
 from ldnn.activations import SplineTable
 
-log = logging.getLogger(__name__)
-
 LOSS_KINDS = {"cross_entropy": 0, "mse": 1, "hamiltonian": 2}
-SOURCE = Path(__file__).with_name("csrc") / "inner_loop.cpp"
 
 
-@cache
 def kernel():
-    """The compiled extension (built once per machine and source version)."""
-    from torch.utils import cpp_extension
-
-    started = time.perf_counter()
-    vector = _vector_flags()
-    try:
-        module = cpp_extension.load(
-            name="ldnn_inner_loop" + ("_avx2" if vector else ""), sources=[str(SOURCE)],
-            extra_cflags=["-O3", "-fopenmp", "-fno-math-errno"] + vector,
-            extra_ldflags=["-fopenmp"], verbose=False)
-    except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
-        raise RuntimeError(f"cannot build the compiled inner loop ({SOURCE.name}): it needs "
-                           f"a C++ compiler (g++) and ninja; {str(error).splitlines()[0]}"
-                           ) from error
-    log.info("inner-loop kernel ready in %.1f s", time.perf_counter() - started)
-    return module
-
-
-def _vector_flags() -> list[str]:
-    """AVX2 and FMA where PyTorch uses them on this CPU (its spline loops vectorise with
-    AVX2's gathers); such builds get their own name, so a cache shared with older CPUs
-    never hands them a binary they cannot run."""
-    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
-        return ["-mavx2", "-mfma"]
-    return []
+    """The compiled extension (ldnn.extensions)."""
+    return extensions.load("inner_loop")
 
 
 def kernel_loss(loss_kind: str, hamiltonian: bool) -> str:

@@ -5,9 +5,12 @@ s), so a seed's result does not depend on which other seeds share its job. The
 vectorised path stacks the seeds' parameters on a leading axis S: one batched matrix
 product per layer evaluates all S networks, and the gradient of the sum of the per-seed
 losses is every seed's own gradient. (torch.func.vmap of the same step was measured
-3.4× slower on CPU.) `train_seed` is the same computation for one seed, written plainly.
+3.4× slower on CPU.) Where it applies (one hidden layer, a standard or tabulated
+activation), the stacked steps run in the compiled kernel (ldnn.compiled_training), in the
+same arithmetic. `train_seed` is the same computation for one seed, written plainly, by
+autograd.
 With early stopping every seed stops on its own validation losses: seeds that stopped
-keep their best parameters while the others train on.
+keep their best parameters and are no longer trained while the others train on.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ldnn import seeding
+from ldnn import compiled_training, seeding
 from ldnn.forecast import METHODS, energy_drift, forecast_error
 from ldnn.config import TrainConfig
 from ldnn.analysis.participation import relative_participation
@@ -131,31 +134,64 @@ class _Optimizer:
         self.second = tuple(torch.zeros_like(p) for p in params)
 
     @torch.no_grad()
-    def step(self, params: Params, grads: Sequence[Tensor], lr: float) -> None:
+    def step(self, params: Params, grads: Sequence[Tensor], lr: float, running: Tensor) -> None:
+        """One update of the running seeds ([S],); the others keep their values."""
         self.steps += 1
+        state = params + self.first + self.second
+        kept = None if running.all() else [s.clone() for s in state]
         if self.cfg.optimizer == "sgd":
             for p, v, g in zip(params, self.first, grads):
                 v.mul_(self.cfg.momentum).add_(g)
                 p.sub_(lr * v)
-            return
-        (b1, b2), t = ADAM_BETAS, self.steps
-        for p, m, v, g in zip(params, self.first, self.second, grads):
-            m.mul_(b1).add_(g, alpha=1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            denominator = (v / (1 - b2 ** t)).sqrt_().add_(ADAM_EPSILON)
-            p.addcdiv_(m, denominator, value=-lr / (1 - b1 ** t))
+        else:
+            (b1, b2), t = ADAM_BETAS, self.steps
+            for p, m, v, g in zip(params, self.first, self.second, grads):
+                m.mul_(b1).add_(g, alpha=1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                denominator = (v / (1 - b2 ** t)).sqrt_().add_(ADAM_EPSILON)
+                p.addcdiv_(m, denominator, value=-lr / (1 - b1 ** t))
+        for new, old in zip(state, kept or ()):
+            new.copy_(torch.where(_per_seed(running, new), new, old))
+
+
+class _AutogradTrainer:
+    """(Optionally stacked) params trained by autograd, one epoch per call."""
+
+    def __init__(self, task: Task, data: TaskData, params: Params, activation: TypedActivation,
+                 n_types: int, cfg: TrainConfig):
+        self.task, self.data = task, data
+        self.params = tuple(p.detach().requires_grad_() for p in params)
+        self.predict = _predictor(task, self.params, activation, n_types)
+        self.optimizer = _Optimizer(cfg, self.params)
+
+    def epoch(self, order: Tensor, rates: Sequence[float], running: Tensor) -> Tensor:
+        """Steps on batches order (K, [S,] B) at learning rates (K,) for the running seeds
+        ([S]): the mean batch losses ([S,] K) before each step."""
+        losses = []
+        for index, rate in zip(order, rates):
+            loss = self.task.loss(self.predict(self.data.x_train[index]), self.data.y_train[index])
+            grads = torch.autograd.grad(loss.sum(), self.params, materialize_grads=True)
+            self.optimizer.step(self.params, grads, rate, running)
+            losses.append(loss.detach())
+        return torch.stack(losses, -1)
 
 
 @seeding.deterministic()
 def _fit(task: Task, data: TaskData, params: Params, generators: list[torch.Generator],
          stacked: bool, activation: TypedActivation, n_types: int, cfg: TrainConfig) -> Fit:
     """Train (optionally stacked) params under protocol `cfg`, batches drawn from one
-    generator per seed."""
+    generator per seed; stacked, in the compiled kernel where `cfg.compiled` and it applies.
+    A seed that stopped early is no longer trained."""
     data, x_val, y_val = split_validation(data, cfg.validation)
-    params = tuple(p.detach().requires_grad_() for p in params)
+    if stacked and cfg.compiled and compiled_training.supported(task, len(params) // 2,
+                                                                activation):
+        trainer = compiled_training.Trainer(task, data, params, activation, cfg, ADAM_BETAS,
+                                            ADAM_EPSILON)
+    else:
+        trainer = _AutogradTrainer(task, data, params, activation, n_types, cfg)
+    params = trainer.params
     predict = _predictor(task, params, activation, n_types)
     seeds = (len(generators),) if stacked else ()
-    optimizer = _Optimizer(cfg, params)
     diverged = torch.zeros(seeds, dtype=torch.bool)
     running = torch.ones(seeds, dtype=torch.bool)
     epochs_run = torch.full(seeds, cfg.epochs)
@@ -170,14 +206,10 @@ def _fit(task: Task, data: TaskData, params: Params, generators: list[torch.Gene
     started = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         order = _epoch_order(generators, n_train, cfg.batch_size)
-        summed = torch.zeros(seeds, dtype=dtype)
-        for k, index in enumerate(order if stacked else order[:, 0]):
-            losses = task.loss(predict(data.x_train[index]), data.y_train[index])
-            grads = torch.autograd.grad(losses.sum(), params, materialize_grads=True)
-            optimizer.step(params, grads, _learning_rate(cfg, (epoch - 1) * per_epoch + k, total))
-            diverged |= ~torch.isfinite(losses.detach())
-            summed += losses.detach()
-        epoch_losses.append(torch.where(running, summed / per_epoch, torch.nan))
+        rates = [_learning_rate(cfg, (epoch - 1) * per_epoch + k, total) for k in range(per_epoch)]
+        losses = trainer.epoch(order if stacked else order[:, 0], rates, running)
+        diverged |= running & ~torch.isfinite(losses).all(-1)
+        epoch_losses.append(torch.where(running, losses.sum(-1) / per_epoch, torch.nan))
         if cfg.patience:
             with torch.no_grad():
                 loss = task.loss(predict(x_val).detach(), y_val)
@@ -196,7 +228,7 @@ def _fit(task: Task, data: TaskData, params: Params, generators: list[torch.Gene
         if not running.any():
             break
     if not cfg.patience:
-        best = tuple(p.detach() for p in params)
+        best = tuple(p.detach().clone() for p in params)
         best_loss = torch.full(seeds, torch.nan, dtype=dtype)
     return Fit(best, diverged, epochs_run, best_epoch, best_loss,
                torch.stack(epoch_losses, dim=-1))

@@ -70,7 +70,7 @@ BASE_META = MetaConfig(meta_gradient="unrolled", spline_spacing=0, outer_steps=4
 BASE_TRAIN = TrainConfig(protocol="paper", optimizer="sgd", lr=0.05, momentum=0.8,
                          schedule="constant", epochs=3, validation=0, patience=0,
                          min_improvement=0, batch_size=20, seed=0, forecast_horizon=1.0,
-                         unconverged_change=0.01)
+                         unconverged_change=0.01, compiled=True)
 
 
 @pytest.fixture

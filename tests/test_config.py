@@ -203,7 +203,7 @@ def test_config_error_is_a_value_error():
 TRAIN = {"protocol": "paper", "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
          "schedule": "constant", "epochs": 2, "validation": 0, "patience": 0,
          "min_improvement": 0, "batch_size": 10, "seed": 0, "forecast_horizon": 1.0,
-         "unconverged_change": 0.01}
+         "unconverged_change": 0.01, "compiled": True}
 
 
 def test_parse_builds_frozen_dataclass():

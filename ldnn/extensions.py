@@ -1,0 +1,48 @@
+"""The compiled kernels (ldnn/csrc/<name>.cpp, sharing dense.h): each built with the
+machine's C++ compiler on first use (about a minute) and cached by PyTorch
+(TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions)."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import subprocess
+import time
+from functools import cache
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SOURCES = Path(__file__).with_name("csrc")
+
+
+@cache
+def load(name: str):
+    """The extension built from csrc/<name>.cpp, once per machine and source version (the
+    cache's name carries a digest of every csrc file, so an edited header rebuilds)."""
+    from torch.utils import cpp_extension
+
+    source = SOURCES / f"{name}.cpp"
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in sorted(SOURCES.iterdir())))
+    vector = _vector_flags()
+    started = time.perf_counter()
+    try:
+        module = cpp_extension.load(
+            name=f"ldnn_{name}{'_avx2' if vector else ''}_{digest.hexdigest()[:12]}",
+            sources=[str(source)], extra_cflags=["-O3", "-fopenmp", "-fno-math-errno"] + vector,
+            extra_ldflags=["-fopenmp"], verbose=False)
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
+        raise RuntimeError(f"cannot build the compiled kernel {source.name}: it needs a C++ "
+                           f"compiler (g++) and ninja; {str(error).splitlines()[0]}") from error
+    log.info("kernel %s ready in %.1f s", source.name, time.perf_counter() - started)
+    return module
+
+
+def _vector_flags() -> list[str]:
+    """AVX2 and FMA where PyTorch uses them on this CPU (its spline loops vectorise with
+    AVX2's gathers); such builds get their own name, so a cache shared with older CPUs
+    never hands them a binary they cannot run."""
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        return ["-mavx2", "-mfma"]
+    return []
