@@ -82,7 +82,8 @@ def _paper_meta(spacing: float, task: str = "mnist1d", meta_gradient: str = "unr
     cfg = MetaConfig(meta_gradient=meta_gradient, spline_spacing=spacing, outer_steps=1,
                      outer_lr=0.4, outer_momentum=0.8, grad_clip=0.1, inner_lr=0.01,
                      inner_decay=0.8, inner_epochs=5, batch_size=200, noise=0.1,
-                     snapshot_every=1, checkpoint_every=1, seed=0, replicates=1)
+                     snapshot_every=1, checkpoint_every=1, seed=0, replicates=1,
+                     replicates_per_job=1)
     problem = MetaProblem(get(task), WORKLOADS[task], "sin", 2,
                           ActivationConfig(50, 0.2, -10.0, 10.0, 100))
     return problem, cfg

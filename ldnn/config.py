@@ -56,6 +56,7 @@ class MetaConfig:
     checkpoint_every: int
     seed: int
     replicates: int
+    replicates_per_job: int
 
 
 PROTOCOLS = ("paper", "converged")

@@ -286,11 +286,13 @@ def initial_state(problem: MetaProblem, cfg: MetaConfig, replicate: int,
 
 def _fingerprint(problem: MetaProblem, cfg: MetaConfig, data: TaskData,
                  replicates: list[int]) -> dict:
-    """What a checkpoint must match to be resumed (checkpoint_every excluded)."""
+    """What a checkpoint must match to be resumed (checkpoint_every and replicates_per_job
+    excluded: neither changes a replicate's numbers)."""
     return {"replicates": replicates,
             "problem": [problem.task.name, list(problem.sizes), problem.base, problem.n_types,
                         dataclasses.asdict(problem.activation)],
-            "meta": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "checkpoint_every"},
+            "meta": {k: v for k, v in dataclasses.asdict(cfg).items()
+                     if k not in ("checkpoint_every", "replicates_per_job")},
             "data": [float(data.x_train.double().sum()), float(data.y_train.double().sum()),
                      list(data.x_train.shape)]}
 
@@ -376,6 +378,33 @@ def save_result(problem: MetaProblem, states: Sequence[MetaState], params_path: 
                     "replicates": [s.replicate for s in states], "base": problem.base,
                     "scale": problem.activation.scale, "n_types": problem.n_types}, tmp)
     write_npz(history_path, **history(problem, states))
+
+
+STACKED_HISTORY = ("outer_loss", "grad_norm", "snapshots", "replicates")  # leading axis R
+
+
+def merge_results(params_paths: Sequence[str | Path], history_paths: Sequence[str | Path],
+                  params_out: str | Path, history_out: str | Path) -> None:
+    """Write what one job of every replicate would: the results of jobs of blocks of
+    replicates (each by `save_result`), stacked in the order given."""
+    saved = [load_params(path) for path in params_paths]
+    for path, other in zip(params_paths, saved):
+        if any(other[k] != saved[0][k] for k in ("base", "scale", "n_types")):
+            raise ValueError(f"{path}: its base, scale or types differ from {params_paths[0]}'s")
+    replicates = [r for other in saved for r in other["replicates"]]
+    if len(set(replicates)) < len(replicates):
+        raise ValueError(f"replicates {replicates} occur twice in {list(map(str, params_paths))}")
+    histories = []
+    for path in history_paths:
+        with np.load(path) as arrays:
+            histories.append(dict(arrays))
+    merged = {k: (np.concatenate([h[k] for h in histories]) if k in STACKED_HISTORY
+                  else histories[0][k]) for k in histories[0]}
+    with atomic_path(params_out) as tmp:
+        torch.save(saved[0] | {"phi": {k: torch.cat([s["phi"][k] for s in saved])
+                                       for k in saved[0]["phi"]},
+                               "replicates": replicates}, tmp)
+    write_npz(history_out, **merged)
 
 
 def load_params(path: str | Path, replicate: int | None = None) -> dict:

@@ -22,7 +22,7 @@ from ldnn.activations import (arm_activation, learned_slopes, load_table, save_t
 from ldnn.baselines import BASELINE
 from ldnn.config import ActivationConfig, ClaimsConfig, MetaConfig, TrainConfig, parse
 from ldnn.io import atomic_path, write_csv, write_npz
-from ldnn.metalearn import MetaProblem, load_params, meta_learn, save_result
+from ldnn.metalearn import MetaProblem, load_params, merge_results, meta_learn, save_result
 from ldnn.networks import layer_sizes
 from ldnn.training import evaluate, fit_seeds
 
@@ -62,19 +62,26 @@ def make_data(dataset: str, settings: dict, out: str | Path) -> None:
 
 
 def metalearn(data: str | Path, task: str, base: str, n_types: int, depth: int, width: int,
-              activation: dict, meta: dict, out_params: str | Path,
+              activation: dict, meta: dict, replicates: Sequence[int], out_params: str | Path,
               out_history: str | Path) -> None:
     """Meta-learn `n_types` activations from `base` in a network of `depth` hidden layers of
-    `width`, metalearn.replicates times at once; resumable from checkpoint.pt beside
+    `width`, for the given replicates at once; resumable from checkpoint.pt beside
     `out_params`, which is removed on success."""
     checkpoint = Path(out_params).with_name("checkpoint.pt")
     spec = tasks.get(task)
     problem = MetaProblem(spec, tuple(layer_sizes(spec.n_in, width, depth, spec.n_out)), base,
                           n_types, parse(ActivationConfig, activation, "activation"))
     states = meta_learn(problem, tasks.TaskData.load(data), parse(MetaConfig, meta, "metalearn"),
-                        checkpoint)
+                        checkpoint, replicates)
     save_result(problem, states, out_params, out_history)
     checkpoint.unlink(missing_ok=True)
+
+
+def metalearn_merge(params: Sequence[str | Path], histories: Sequence[str | Path],
+                    out_params: str | Path, out_history: str | Path) -> None:
+    """One study's meta-learning results from those of its jobs (blocks of replicates)."""
+    log.info("merging the meta-learning results of %d jobs: %s", len(params), list(params))
+    merge_results(params, histories, out_params, out_history)
 
 
 def capture(params: str | Path, activation: dict, replicate: int, out: str | Path) -> None:

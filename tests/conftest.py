@@ -65,7 +65,8 @@ def tiny_problem(act_cfg) -> MetaProblem:
 BASE_META = MetaConfig(meta_gradient="unrolled", spline_spacing=0, outer_steps=4, outer_lr=0.4,
                        outer_momentum=0.8, grad_clip=0.1, inner_lr=0.01, inner_decay=0.8,
                        inner_epochs=2, batch_size=20, noise=0.1, snapshot_every=2,
-                       checkpoint_every=2, seed=0, replicates=1)
+                       checkpoint_every=2, seed=0, replicates=1,
+                       replicates_per_job=1)
 
 BASE_TRAIN = TrainConfig(protocol="paper", optimizer="sgd", lr=0.05, momentum=0.8,
                          schedule="constant", epochs=3, validation=0, patience=0,

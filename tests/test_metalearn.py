@@ -10,7 +10,7 @@ import torch
 from ldnn import metalearn, seeding
 from ldnn.activations import init_subnetworks, learned
 from ldnn.metalearn import (draw_inner_run, history, inner_loop, load_params, meta_gradient,
-                            meta_learn, save_result, snapshot)
+                            merge_results, meta_learn, save_result, snapshot)
 from ldnn.networks import blockwise, forward
 
 # Central differences in float64 with step H_FD: truncation O(H²) ≈ 1e-9 relative,
@@ -383,3 +383,29 @@ def test_explicit_inner_gradient_equals_autograd(act_cfg, task_name, base, spaci
     assert abs(float(loss) - expected_loss) <= RTOL_EXPLICIT * abs(expected_loss)
     torch.testing.assert_close(grad, expected, rtol=RTOL_EXPLICIT, atol=RTOL_EXPLICIT * float(
         expected.abs().max()))
+
+
+def test_jobs_of_blocks_of_replicates_merge_into_the_result_of_one_job(tiny_problem, tiny_data,
+                                                                      meta_cfg, tmp_path):
+    """Replicates 0, 1, 2 as jobs of [0] and [1, 2], merged: the same numbers as one job of
+    all three (what metalearn.replicates_per_job changes)."""
+    cfg = meta_cfg(outer_steps=2, replicates=3)
+
+    def job(name, replicates):
+        paths = tmp_path / name / "params.pt", tmp_path / name / "history.npz"
+        save_result(tiny_problem, meta_learn(tiny_problem, tiny_data, cfg, replicates=replicates),
+                    *paths)
+        return paths
+
+    whole = job("whole", [0, 1, 2])
+    blocks = [job("first", [0]), job("rest", [1, 2])]
+    merged = tmp_path / "merged" / "params.pt", tmp_path / "merged" / "history.npz"
+    merge_results(*zip(*blocks), *merged)
+    a, b = load_params(whole[0]), load_params(merged[0])
+    assert b["replicates"] == [0, 1, 2] and set(a) == set(b)
+    assert all(torch.equal(a["phi"][k], b["phi"][k]) for k in a["phi"])
+    with np.load(whole[1]) as x, np.load(merged[1]) as y:
+        assert set(x.files) == set(y.files)
+        assert all(np.array_equal(x[k], y[k]) for k in x.files)
+    with pytest.raises(ValueError, match="occur twice"):
+        merge_results([whole[0], blocks[0][0]], [whole[1], blocks[0][1]], *merged)

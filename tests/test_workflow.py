@@ -176,7 +176,7 @@ def test_smoke_configuration_runs_end_to_end(smoke):
         assert history["outer_loss"].shape == (2, 4)
         assert history["snapshots"].shape == (2, 3, 2, 100)
         assert not np.array_equal(history["snapshots"][0], history["snapshots"][1])
-    assert not (results / "mnist1d_sin/metalearn/checkpoint.pt").exists()
+    assert not list((results / "mnist1d_sin/metalearn").glob("*/checkpoint.pt"))
     assert (results / "config.resolved.yaml").exists()
 
 
@@ -253,7 +253,8 @@ def test_between_workflow_cache_serves_data_and_metalearning_to_another_checkout
     stored = re.findall(r"Moving output file (\S+) to cache", outputs["first"])
     fetched = re.findall(r"Symlinking output file (\S+) from cache", outputs["second"])
     for paths in (stored, fetched):
-        assert sorted(Path(p).name for p in paths) == ["history.npz", "mnist1d.npz", "params.pt"]
+        assert sorted(Path(p).name for p in paths) == [   # one meta-learning job per replicate
+            "history.npz", "history.npz", "mnist1d.npz", "params.pt", "params.pt"]
     assert "to cache" not in outputs["second"]
     assert ((tmp_path / "first/mnist1d_sin/activations/r0.npz").read_bytes()
             == (tmp_path / "second/mnist1d_sin/activations/r0.npz").read_bytes())
@@ -261,8 +262,9 @@ def test_between_workflow_cache_serves_data_and_metalearning_to_another_checkout
 
 @pytest.mark.slow
 def test_killed_metalearning_resumes_to_the_uninterrupted_result(tmp_path):
-    """SIGKILL the whole workflow once a checkpoint exists; unlock, rerun: the learned
-    activations and history equal those of an uninterrupted run, bit for bit."""
+    """SIGKILL the whole workflow once a checkpoint of one of the study's meta-learning jobs
+    (one per replicate) exists; unlock, rerun: the learned activations and history equal
+    those of an uninterrupted run, bit for bit."""
     import torch
 
     target = "{results}/mnist1d_sin/metalearn/params.pt"
@@ -277,19 +279,20 @@ def test_killed_metalearning_resumes_to_the_uninterrupted_result(tmp_path):
                f"results={killed}", meta]
     job = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, start_new_session=True)
-    checkpoint = killed / "mnist1d_sin/metalearn/checkpoint.pt"
+    jobs = killed / "mnist1d_sin/metalearn"
     deadline = time.time() + 300
-    while not checkpoint.exists() and time.time() < deadline and job.poll() is None:
+    while not list(jobs.glob("*/checkpoint.pt")) and time.time() < deadline and job.poll() is None:
         time.sleep(0.05)
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
-    assert checkpoint.exists() and not (killed / "mnist1d_sin/metalearn/params.pt").exists()
+    (checkpoint,) = jobs.glob("*/checkpoint.pt")
+    assert not (jobs / "params.pt").exists() and not (checkpoint.parent / "params.pt").exists()
 
     assert snakemake(*settings, "--config", f"results={killed}", "--unlock").returncode == 0
     rerun = snakemake(target.format(results=killed), *settings, "--config",
                       f"results={killed}", meta, "--rerun-incomplete")
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    log = (killed / "logs/metalearn/mnist1d_sin.log").read_text()
+    log = (killed / f"logs/metalearn/mnist1d_sin_{checkpoint.parent.name}.log").read_text()
     assert "resuming from checkpoint" in log
     a = torch.load(straight / "mnist1d_sin/metalearn/params.pt", weights_only=True)["phi"]
     b = torch.load(killed / "mnist1d_sin/metalearn/params.pt", weights_only=True)["phi"]

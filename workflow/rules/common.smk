@@ -57,6 +57,13 @@ def replicates_of(study):
     return range(study_settings(config, study, "metalearn")["replicates"])
 
 
+def metalearn_jobs(study, name):
+    """File `name` of each of a study's meta-learning jobs (blocks of replicates)."""
+    settings = study_settings(config, study, "metalearn")
+    return [f"{R}/{study}/metalearn/r{first}-{last}/{name}"
+            for first, last in seed_blocks(settings["replicates"], settings["replicates_per_job"])]
+
+
 def replicate_blocks(study):
     """(replicate, first, last) of every seed block: replicate r trains seeds r·n … r·n + n − 1
     (n = the study's seeds per replicate) with its own learned activations."""

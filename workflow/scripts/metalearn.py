@@ -11,6 +11,7 @@ with stages.logging_to(snakemake.log[0], stages.THREADS["metalearn"]):
         width=p.width,
         activation=p.activation,
         meta=p.meta,
+        replicates=p.replicates,
         out_params=snakemake.output.params,
         out_history=snakemake.output.history,
     )
