@@ -29,55 +29,77 @@ struct Activation {
   const scalar_t *coef, *ends;
   scalar_t origin, step;
 
-  // a = σ(z), slope = σ'(z) and, if curvature is given, σ''(z) of n rows z (n, H).
-  void operator()(const scalar_t* z, int64_t n, int64_t H, scalar_t* a, scalar_t* slope,
-                  scalar_t* curvature) const {
-    if (kind != TABLE) return standard(z, n * H, a, slope, curvature);
+  // a = σ(z), slope = σ'(z) and, if curvature is given, σ''(z) of n rows z (n, H); the
+  // buffers are tensors of z's shape. Standard functions through ATen's vectorised ones
+  // (those autograd uses), tables in loops written to vectorise.
+  void operator()(const Tensor& z, const Tensor& a, const Tensor& slope,
+                  const Tensor& curvature) const {
+    if (kind != TABLE) return standard(z, a, slope, curvature);
+    const bool second = curvature.defined();
+    const auto* zp = z.data_ptr<scalar_t>();
+    auto *ap = a.data_ptr<scalar_t>(), *sp = slope.data_ptr<scalar_t>();
+    auto* cp = second ? curvature.data_ptr<scalar_t>() : nullptr;
+    if (linear) table<true, false>(zp, z.size(0), z.size(1), ap, sp, cp);
+    else if (second) table<false, true>(zp, z.size(0), z.size(1), ap, sp, cp);
+    else table<false, false>(zp, z.size(0), z.size(1), ap, sp, cp);
+  }
+
+  template <bool is_linear, bool second>
+  void table(const scalar_t* z, int64_t n, int64_t H, scalar_t* a, scalar_t* slope,
+             scalar_t* curvature) const {
     const int64_t per_type = H / types;
-    const double last = cells - 1;
+    const scalar_t last = cells - 1, inverse_square = 1 / (step * step);
     for (int64_t b = 0; b < n; ++b) {
       for (int64_t type = 0; type < types; ++type) {
-        const scalar_t* table = coef + 4 * type * cells;
+        const scalar_t* c = coef + 4 * type * cells;
         const scalar_t left_end = ends[2 * type], right_end = ends[2 * type + 1];
+        const int64_t offset = b * H + type * per_type;
+#pragma GCC ivdep
         for (int64_t j = 0; j < per_type; ++j) {
-          const int64_t i = b * H + type * per_type + j;
+          const int64_t i = offset + j;
           const scalar_t p = (z[i] - origin) / step;
-          double floor = std::floor(static_cast<double>(p));
-          floor = floor >= 0 ? std::min(floor, last) : 0.0;  // NaN: the first cell
-          const int64_t cell = static_cast<int64_t>(floor);
-          const scalar_t t = p - static_cast<scalar_t>(cell);
-          const scalar_t inside = linear ? t : std::min(std::max(t, scalar_t(0)), scalar_t(1));
-          const scalar_t* c = table + 4 * cell;
-          const scalar_t end = t > 1 ? right_end : left_end;
-          const bool clamped = inside != t;
-          a[i] = c[0] + inside * (c[1] + inside * (c[2] + inside * c[3]));
-          if (!linear) a[i] += (t - inside) * end;
-          slope[i] = (clamped ? end : c[1] + inside * (2 * c[2] + 3 * inside * c[3])) / step;
-          if (curvature) curvature[i] = clamped ? 0 : (2 * c[2] + 6 * inside * c[3]) / (step * step);
+          const int32_t cell = std::min(p >= 0 ? p : scalar_t(0), last);  // NaN: cell 0
+          const scalar_t t = p - cell;
+          const scalar_t c0 = c[4 * cell], c1 = c[4 * cell + 1];
+          const scalar_t c2 = c[4 * cell + 2], c3 = c[4 * cell + 3];
+          if constexpr (is_linear) {  // c2 = c3 = 0: the end cells extend
+            a[i] = c0 + t * (c1 + t * (c2 + t * c3));
+            slope[i] = c1 / step;
+          } else {
+            // Blends instead of branches, so that the loop vectorises; in = 1 on the table.
+            const scalar_t low = t > 0 ? t : scalar_t(0), inside = low < 1 ? low : scalar_t(1);
+            const scalar_t outside = t - inside, in = outside == 0 ? 1 : 0;
+            const scalar_t end = t > 1 ? right_end : left_end;
+            a[i] = c0 + inside * (c1 + inside * (c2 + inside * c3)) + outside * end;
+            slope[i] = (in * (c1 + inside * (2 * c2 + 3 * inside * c3)) + (1 - in) * end) / step;
+            if constexpr (second) curvature[i] = in * (2 * c2 + 6 * inside * c3) * inverse_square;
+          }
         }
       }
     }
   }
 
-  void standard(const scalar_t* z, int64_t m, scalar_t* a, scalar_t* slope,
-                scalar_t* curvature) const {
-    for (int64_t i = 0; i < m; ++i) {
-      scalar_t value = 0, first = 0, second = 0;
-      if (kind == RELU) {
-        value = z[i] > 0 ? z[i] : scalar_t(0);
-        first = z[i] > 0 ? 1 : 0;
-      } else if (kind == TANH) {
-        value = std::tanh(z[i]);
-        first = 1 - value * value;
-        second = -2 * value * first;
-      } else if (kind == SIN) {
-        value = std::sin(z[i]);
-        first = std::cos(z[i]);
-        second = -value;
+  void standard(const Tensor& z, const Tensor& a, const Tensor& slope,
+                const Tensor& curvature) const {
+    const bool second = curvature.defined();
+    const int64_t m = z.numel();
+    auto *ap = a.data_ptr<scalar_t>(), *sp = slope.data_ptr<scalar_t>();
+    auto* cp = second ? curvature.data_ptr<scalar_t>() : nullptr;
+    const auto* zp = z.data_ptr<scalar_t>();
+    if (kind == TANH) {
+      at::tanh_out(const_cast<Tensor&>(a), z);
+      for (int64_t i = 0; i < m; ++i) sp[i] = 1 - ap[i] * ap[i];
+      if (second) for (int64_t i = 0; i < m; ++i) cp[i] = -2 * ap[i] * sp[i];
+    } else if (kind == SIN) {
+      at::sin_out(const_cast<Tensor&>(a), z);
+      at::cos_out(const_cast<Tensor&>(slope), z);
+      if (second) for (int64_t i = 0; i < m; ++i) cp[i] = -ap[i];
+    } else {
+      for (int64_t i = 0; i < m; ++i) {  // ReLU (NaN stays NaN, as torch.relu) or zero
+        ap[i] = kind == RELU ? std::max(zp[i], scalar_t(0)) : scalar_t(0);
+        sp[i] = kind == RELU && zp[i] > 0 ? scalar_t(1) : scalar_t(0);
       }
-      a[i] = value;
-      slope[i] = first;
-      if (curvature) curvature[i] = second;
+      if (second) std::fill(cp, cp + m, scalar_t(0));
     }
   }
 };
@@ -107,13 +129,13 @@ double loss_and_gradient(const Tensor& x, const Tensor& y, const int64_t* index,
   if (kind == CROSS_ENTROPY) gather_rows<int64_t>(y, index, s.B, w.yb);
   else gather_rows<scalar_t>(y, index, s.B, w.yb);
   affine<scalar_t>(th.b1, w.xb, th.W1.t(), w.z);
-  auto *zp = w.z.template data_ptr<scalar_t>(), *ap = w.a.template data_ptr<scalar_t>();
+  auto* ap = w.a.template data_ptr<scalar_t>();
   auto* sp = w.slope.template data_ptr<scalar_t>();
   auto* pp = w.p.template data_ptr<scalar_t>();
   Blocks gb(w.grad, s);
   const int64_t n = s.B * s.H;
   if (kind != HAMILTONIAN) {
-    act(zp, s.B, s.H, ap, sp, nullptr);
+    act(w.z, w.a, w.slope, Tensor());
     affine<scalar_t>(th.b2, w.a, th.W2.t(), w.o);
     const int64_t* labels = kind == CROSS_ENTROPY ? w.yb.template data_ptr<int64_t>() : nullptr;
     const scalar_t* targets = kind == CROSS_ENTROPY ? nullptr : w.yb.template data_ptr<scalar_t>();
@@ -132,7 +154,7 @@ double loss_and_gradient(const Tensor& x, const Tensor& y, const int64_t* index,
   // e = dL/df, u = dL/d∇H, V = u W1ᵀ: ∂L/∂W1 = Sᵀu + Δᵀx with Δ = V ⊙ w2 ⊙ σ''(z),
   // ∂L/∂b1 = Σ Δ, ∂L/∂w2 = Σ V ⊙ σ'(z), ∂L/∂b2 = 0.
   auto* cp = w.curvature.template data_ptr<scalar_t>();
-  act(zp, s.B, s.H, ap, sp, cp);
+  act(w.z, w.a, w.slope, w.curvature);
   const auto* w2 = th.W2.data_ptr<scalar_t>();
   for (int64_t b = 0; b < s.B; ++b)  // a becomes S
     for (int64_t h = 0; h < s.H; ++h) ap[b * s.H + h] = sp[b * s.H + h] * w2[h];
