@@ -49,6 +49,13 @@ def unflatten(flat: Tensor, like: Params) -> Params:
     return tuple(part.view_as(p) for part, p in zip(flat.split([p.numel() for p in like]), like))
 
 
+def apply_typed(activation: TypedActivation, z: Tensor, n_types: int) -> Tensor:
+    """The activation of pre-activations z (..., H), hidden units in n_types equal blocks."""
+    width = z.shape[-1]
+    typed = z.reshape(*z.shape[:-1], n_types, block_size(width, n_types))
+    return activation(typed).reshape(z.shape)
+
+
 def layers(params: Params, x: Tensor, activation: TypedActivation, n_types: int,
            noise: Sequence[Tensor] | None = None) -> list[Tensor]:
     """Every hidden layer's post-activation output (..., B, H_l), then the network's output
@@ -62,9 +69,7 @@ def layers(params: Params, x: Tensor, activation: TypedActivation, n_types: int,
     for layer in range(n_layers):
         h = h @ params[2 * layer].mT + params[2 * layer + 1].unsqueeze(-2)
         if layer < n_layers - 1:
-            width = h.shape[-1]
-            typed = h.reshape(*h.shape[:-1], n_types, block_size(width, n_types))
-            h = activation(typed).reshape(*h.shape[:-1], width)
+            h = apply_typed(activation, h, n_types)
             if noise is not None:
                 h = h + noise[layer]
         outputs.append(h)

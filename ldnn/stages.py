@@ -146,10 +146,12 @@ def hessian(data: str | Path, activations: Sequence[str | Path], task: str, arm:
             blocks: Sequence[str | Path], settings: dict, out_table: str | Path,
             out_spectra: str | Path) -> None:
     """Hessian of the training loss of the first settings["seeds"] trained networks of one
-    arm (in the order of `blocks`; activations[r]: replicate r's): per seed trace
-    (Hutchinson), extreme Ritz values and the fraction of |λ| below the threshold (SLQ);
-    the SLQ nodes and weights (S, P, k) for densities."""
-    from ldnn.analysis.hessian import fraction_below, hutchinson_trace, loss_hvp, slq
+    arm (in the order of `blocks`; activations[r]: replicate r's): per seed trace (exact
+    where `exact_trace` applies, else Hutchinson's estimate), extreme Ritz values and the
+    fraction of |λ| below the threshold (SLQ); the SLQ nodes and weights (S, P, k) for
+    densities."""
+    from ldnn.analysis.hessian import (TraceEstimate, exact_trace, exact_trace_supported,
+                                       fraction_below, hutchinson_trace, loss_hvp, slq)
 
     spec, task_data = tasks.get(task), tasks.TaskData.load(data, torch.float64)
     rows, all_nodes, all_weights = [], [], []
@@ -159,16 +161,19 @@ def hessian(data: str | Path, activations: Sequence[str | Path], task: str, arm:
         for i, seed in enumerate(saved["seeds"]):
             if len(rows) >= settings["seeds"]:
                 break
-            hvp, n = loss_hvp(spec, task_data, tuple(p[i].double() for p in saved["params"]),
-                              activation, n_types)
+            params = tuple(p[i].double() for p in saved["params"])
+            hvp, n = loss_hvp(spec, task_data, params, activation, n_types)
             generator = seeding.generator(settings["seed"], seed)
-            trace = hutchinson_trace(hvp, n, generator, settings["relative_error"],
-                                     max_probes=settings["max_probes"])
+            exact = exact_trace_supported(spec, params)
+            trace = (TraceEstimate(exact_trace(spec, task_data, params, activation, n_types), 0.0,
+                                   0) if exact else
+                     hutchinson_trace(hvp, n, generator, settings["relative_error"],
+                                      max_probes=settings["max_probes"]))
             nodes, weights = slq(hvp, n, settings["slq_probes"], settings["lanczos_steps"],
                                  generator)
             rows.append({"task": task, "protocol": settings["protocol"],
                          "replicate": saved["replicate"], "arm": arm, "seed": seed,
-                         "trace": trace.trace,
+                         "trace": trace.trace, "trace_method": "exact" if exact else "hutchinson",
                          "trace_standard_error": trace.standard_error, "probes": trace.probes,
                          "smallest": float(nodes.min()), "largest": float(nodes.max()),
                          "fraction_small": fraction_below(nodes, weights,

@@ -198,3 +198,43 @@ def test_two_wells_gradient_matches_finite_differences_and_noise_escapes_the_sha
     quiet = langevin(gradient, np.array([-1.0, 0.0]), 0.002, 1e-6, 2000, 5,
                      np.random.default_rng(3))
     assert np.abs(quiet[:, -1] - [-1.0, 0.0]).max() < 0.01
+
+
+RTOL_EXACT_TRACE = 1e-12   # closed-form diagonal vs the dense Hessian's, float64
+
+
+@pytest.mark.parametrize("task_name", ["mnist1d", "van_der_pol"])
+@pytest.mark.parametrize("arm", ["tanh", "sin", "relu", "mixed", "mixed_hermite"])
+def test_exact_trace_equals_the_dense_hessian_trace(task_name, arm):
+    """One hidden layer, cross-entropy or MSE, standard and tabulated (linear, cubic)
+    activations: the closed-form trace equals the dense Hessian's."""
+    import dataclasses
+
+    from ldnn.activations import arm_activation
+    from ldnn.analysis.hessian import exact_trace, exact_trace_supported
+    from ldnn.networks import unflatten
+    from ldnn.tasks import TaskData, get
+
+    task = get(task_name)
+    g = torch.Generator().manual_seed(3)
+    sizes = [3, 6, task.n_out]
+    params = init_mlp(sizes, g, torch.float64)
+    x = torch.randn(40, 3, generator=g, dtype=torch.float64)
+    y = (torch.randint(0, task.n_out, (40,), generator=g) if task.loss_kind == "cross_entropy"
+         else torch.randn(40, task.n_out, generator=g, dtype=torch.float64))
+    data = TaskData(x, y, x, y)
+    grid = torch.linspace(-2, 2, 9, dtype=torch.float64)
+    values = torch.stack([torch.sin(grid), torch.tanh(grid)])
+    slopes = torch.stack([torch.cos(grid), 1 - torch.tanh(grid) ** 2])
+    activation, n_types = arm_activation("mixed" if arm.startswith("mixed") else arm, grid,
+                                         values, slopes if arm == "mixed_hermite" else None)
+    task = dataclasses.replace(task, n_in=3)
+    assert exact_trace_supported(task, params)
+
+    def loss(flat):
+        theta = unflatten(flat, params)
+        return task.loss(forward(theta, x, activation, n_types), y)
+
+    dense = torch.func.hessian(loss)(torch.cat([p.reshape(-1) for p in params]))
+    exact = exact_trace(task, data, params, activation, n_types)
+    assert exact == pytest.approx(float(dense.trace()), rel=RTOL_EXACT_TRACE)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ldnn.networks import flatten, forward, unflatten
+from ldnn.networks import apply_typed, flatten, forward, unflatten
 
 HVP = Callable[[Tensor], Tensor]
 
@@ -41,6 +41,46 @@ def loss_hvp(task, data, params, activation, n_types: int) -> tuple[HVP, int]:
 
     point = flatten(params)
     return hvp_function(loss, point), point.numel()
+
+
+def exact_trace_supported(task, params) -> bool:
+    """Whether `exact_trace` applies: one hidden layer, the network's outputs fitted
+    directly (not a Hamiltonian's field) by cross-entropy or mean squared error."""
+    return len(params) == 4 and not task.hamiltonian and task.loss_kind in ("cross_entropy", "mse")
+
+
+def exact_trace(task, data, params, activation, n_types: int) -> float:
+    """tr H of the mean training loss L = (1/N) Σ_b ℓ(o_b) of a one-hidden-layer network
+    o = W2 σ(W1 x + b1) + b2, from its diagonal in closed form (one pass over the data):
+    with g_b = ∇ℓ(o_b), G_b = ∇²ℓ(o_b) and w_j = W2[:, j],
+    ∂²L/∂W2_kj² = ⟨G_b,kk a_bj²⟩, ∂²L/∂b2_k² = ⟨G_b,kk⟩,
+    ∂²L/∂W1_jd² = ⟨x_bd² c_bj⟩, ∂²L/∂b1_j² = ⟨c_bj⟩, c_bj = σ′² w_jᵀG_b w_j + σ″ g_b·w_j,
+    ⟨·⟩ the mean over the rows. σ′ and σ″ of the (elementwise) activation by autograd."""
+    w1, b1, w2, b2 = params
+    x, n = data.x_train, data.x_train.shape[0]
+    z = (x @ w1.T + b1).detach().requires_grad_()
+    with torch.enable_grad():
+        a = apply_typed(activation, z, n_types)
+        (slope,) = torch.autograd.grad(a.sum(), z, create_graph=True)
+        curvature = (torch.autograd.grad(slope.sum(), z, allow_unused=True,
+                                         materialize_grads=True)[0]
+                     if slope.requires_grad else torch.zeros_like(z))  # piecewise linear
+    a, slope = a.detach(), slope.detach()
+    o = a @ w2.T + b2
+    if task.loss_kind == "cross_entropy":
+        p = torch.softmax(o, -1)
+        g = p - torch.nn.functional.one_hot(data.y_train, o.shape[-1]).to(p.dtype)
+        g_diagonal = p - p ** 2                                          # (N, O)
+        wgw = p @ w2 ** 2 - (p @ w2) ** 2                                # (N, H)
+    else:
+        factor = 2 / o.shape[-1]
+        g = factor * (o - data.y_train)
+        g_diagonal = torch.full_like(o, factor)
+        wgw = (factor * (w2 ** 2).sum(0)).expand(n, -1)
+    c = slope ** 2 * wgw + curvature * (g @ w2)
+    output_layer = (g_diagonal.T @ a ** 2).sum() + g_diagonal.sum()
+    hidden_layer = (c.T @ x ** 2).sum() + c.sum()
+    return float((output_layer + hidden_layer) / n)
 
 
 @dataclass(frozen=True)

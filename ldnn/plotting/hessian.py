@@ -36,6 +36,6 @@ def draw(arms: Sequence[str], spectra: Sequence[dict[str, np.ndarray]],
     bars.boxplot(traces, medianprops={"color": "k"})
     bars.set_xticks(range(1, len(arms) + 1),
                     [f"{arm_label(a)}\nf={t.fraction_small.median():.2f}" for a, t in zip(arms, tables)])
-    bars.set_ylabel("Tr H (Hutchinson)")
+    bars.set_ylabel("Tr H")
     bars.set_title("trace per seed; f: median fraction of |λ| < threshold", fontsize=8)
     return fig
