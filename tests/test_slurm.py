@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 SMOKE = ["--configfile", str(ROOT / "tests/smoke.yaml")]
-TARGET = "van_der_pol_sin/train/paper/r1/mixed/w20/seeds2-3.csv"   # data, metalearn, capture, train
+TARGET = "van_der_pol_sin/train/paper/r1/mixed/w20/seeds2-3.csv"   # data, metalearn ×2, merge, capture, train
 
 
 def no_cluster() -> str | None:
@@ -78,12 +78,15 @@ def test_smoke_study_runs_through_slurm_and_equals_the_local_run(tmp_path):
             (line.split("|") for line in squeue.splitlines())}
     assert set(jobs) == submitted
     assert {state for state, _, _ in jobs.values()} == {"COMPLETED"}
-    # 4 Snakemake jobs in 3 SLURM jobs: metalearn and capture are one group, the training
-    # block another (of the group that also holds a study's baselines and gather); CPUs as
-    # the rules' threads (metalearn 2, train 1), as locally.
+    # 6 Snakemake jobs in 5 SLURM jobs: each replicate's meta-learning on its own, the merge
+    # and the capture one group, the training block another (of the group that also holds a
+    # study's baselines and gather); CPUs as the rules' threads (metalearn 2, train 1), as
+    # locally.
     assert sorted((comment, cpus) for _, comment, cpus in jobs.values()) == [
+        ("rule_capture_capture_metalearn_merge", 1),
         ("rule_data_wildcards_van_der_pol", 1),
-        ("rule_metalearn_capture_metalearn", 2),
+        ("rule_metalearn_wildcards_van_der_pol_sin_0_0", 2),
+        ("rule_metalearn_wildcards_van_der_pol_sin_1_1", 2),
         ("rule_train_train", 1),
     ]
 
