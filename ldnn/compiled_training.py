@@ -18,7 +18,7 @@ from ldnn import extensions
 from ldnn.activations import FrozenActivation
 from ldnn.config import TrainConfig
 from ldnn.fused import LOSS_KINDS, kernel_loss
-from ldnn.networks import Params
+from ldnn.networks import Params, block_size
 from ldnn.tasks import Task, TaskData
 
 ACTIVATION_KINDS = {None: -1, "relu": 0, "tanh": 1, "sin": 2, "zero": 3}
@@ -47,6 +47,7 @@ class Trainer:
         self.first, self.second = torch.zeros_like(self.theta), torch.zeros_like(self.theta)
         self.x, self.y = data.x_train.contiguous(), data.y_train.contiguous()
         self.hidden = params[0].shape[1]
+        block_size(self.hidden, activation.n_types)  # the types split the layer evenly
         self.steps = 0
         if activation.standard:
             coefficients, ends, origin, step = (torch.zeros(0, dtype=dtype),
