@@ -61,9 +61,61 @@ bool blas_layout(const Tensor& m, char& op, int& ld) {
   return false;
 }
 
+constexpr int64_t NARROW = 8;  // products with at most this many output columns skip BLAS
+
+// out (m, n) = a (m, k) · b (k, n) (or +=) for n ≤ NARROW, where BLAS is slow (3 GFLOP/s at
+// n = 4): with a's rows contiguous, dot products of a's rows and b's columns in NARROW
+// interleaved partial sums (which vectorise); with a a transposed view (columns
+// contiguous), outᵀ accumulated row by row over k.
+template <typename scalar_t>
+void narrow_matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool accumulate) {
+  const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
+  const int64_t sa0 = a.stride(0), sa1 = a.stride(1), sb0 = b.stride(0), sb1 = b.stride(1);
+  const auto *ap = a.data_ptr<scalar_t>(), *bp = b.data_ptr<scalar_t>();
+  auto* op = out.data_ptr<scalar_t>();
+  const int64_t so = out.stride(0);
+  std::vector<scalar_t> buffer(n * std::max(k, m));
+  if (sa1 == 1) {
+    scalar_t* bt = buffer.data();  // bᵀ (n, k)
+    for (int64_t p = 0; p < k; ++p)
+      for (int64_t j = 0; j < n; ++j) bt[j * k + p] = bp[p * sb0 + j * sb1];
+    for (int64_t i = 0; i < m; ++i) {
+      const scalar_t* row = ap + i * sa0;
+      for (int64_t j = 0; j < n; ++j) {
+        const scalar_t* column = bt + j * k;
+        scalar_t partial[NARROW] = {};
+        int64_t p = 0;
+        for (; p + NARROW <= k; p += NARROW)
+          for (int64_t l = 0; l < NARROW; ++l) partial[l] += row[p + l] * column[p + l];
+        scalar_t total = 0;
+        for (int64_t l = 0; l < NARROW; ++l) total += partial[l];
+        for (; p < k; ++p) total += row[p] * column[p];
+        op[i * so + j] = accumulate ? op[i * so + j] + total : total;
+      }
+    }
+    return;
+  }
+  scalar_t* outt = buffer.data();  // outᵀ (n, m); a[i, p] = ap[p * sa1 + i] (sa0 = 1)
+  std::fill(outt, outt + n * m, scalar_t(0));
+  for (int64_t p = 0; p < k; ++p) {
+    const scalar_t* column = ap + p * sa1;
+    for (int64_t j = 0; j < n; ++j) {
+      const scalar_t weight = bp[p * sb0 + j * sb1];
+      scalar_t* target = outt + j * m;
+#pragma GCC ivdep
+      for (int64_t i = 0; i < m; ++i) target[i] += weight * column[i];
+    }
+  }
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j)
+      op[i * so + j] = accumulate ? op[i * so + j] + outt[j * m + i] : outt[j * m + i];
+}
+
 // out (m, n) = a (m, k) · b (k, n), or out += a · b with `accumulate`; out row-major.
 template <typename scalar_t>
 void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool accumulate = false) {
+  if (b.size(1) <= NARROW && out.stride(1) == 1 && (a.stride(1) == 1 || a.stride(0) == 1))
+    return narrow_matmul<scalar_t>(a, b, out, accumulate);
   char op_a, op_b;
   int ld_a, ld_b;
   const auto gemm = blas_gemm<scalar_t>();
