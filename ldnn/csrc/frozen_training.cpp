@@ -39,7 +39,8 @@ struct Activation {
     const auto* zp = z.data_ptr<scalar_t>();
     auto *ap = a.data_ptr<scalar_t>(), *sp = slope.data_ptr<scalar_t>();
     auto* cp = second ? curvature.data_ptr<scalar_t>() : nullptr;
-    if (linear) table<true, false>(zp, z.size(0), z.size(1), ap, sp, cp);
+    if (linear && second) table<true, true>(zp, z.size(0), z.size(1), ap, sp, cp);
+    else if (linear) table<true, false>(zp, z.size(0), z.size(1), ap, sp, cp);
     else if (second) table<false, true>(zp, z.size(0), z.size(1), ap, sp, cp);
     else table<false, false>(zp, z.size(0), z.size(1), ap, sp, cp);
   }
@@ -65,6 +66,7 @@ struct Activation {
           if constexpr (is_linear) {  // c2 = c3 = 0: the end cells extend
             a[i] = c0 + t * (c1 + t * (c2 + t * c3));
             slope[i] = c1 / step;
+            if constexpr (second) curvature[i] = 0;
           } else {
             // Blends instead of branches, so that the loop vectorises; in = 1 on the table.
             const scalar_t low = t > 0 ? t : scalar_t(0), inside = low < 1 ? low : scalar_t(1);
