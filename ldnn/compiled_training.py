@@ -15,9 +15,9 @@ import torch
 from torch import Tensor
 
 from ldnn import extensions
+from ldnn.extensions import LOSS_KINDS, kernel_loss
 from ldnn.activations import FrozenActivation
 from ldnn.config import TrainConfig
-from ldnn.fused import LOSS_KINDS, kernel_loss
 from ldnn.networks import Params, block_size
 from ldnn.tasks import Task, TaskData
 
@@ -62,7 +62,7 @@ class Trainer:
     def epoch(self, order: Tensor, rates: Sequence[float], running: Tensor) -> Tensor:
         """Steps on batches order (K, S, B) at learning rates (K,) for the running seeds
         (S,): the mean batch losses (S, K) before each step, NaN where a seed is not running."""
-        losses = extensions.load("frozen_training").train_epoch(
+        losses = extensions.load("frozen_training.cpp").train_epoch(
             self.x, self.y, order.transpose(0, 1).contiguous(), self.theta, self.first,
             self.second, torch.tensor(rates, dtype=torch.float64), running, self.steps,
             *self.arguments)

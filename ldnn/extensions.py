@@ -1,6 +1,7 @@
-"""The compiled kernels (ldnn/csrc/<name>.cpp, sharing dense.h): each built with the
+"""The compiled kernels (ldnn/csrc/*.cpp, sharing the headers HEADERS): each built with the
 machine's C++ compiler on first use (about a minute) and cached by PyTorch
-(TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions)."""
+(TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions). Each module that loads one names
+its source file, so that the workflow's code provenance (ldnn.provenance) counts it."""
 from __future__ import annotations
 
 import hashlib
@@ -15,24 +16,32 @@ import torch
 log = logging.getLogger(__name__)
 
 SOURCES = Path(__file__).with_name("csrc")
+HEADERS = ("dense.h",)
+LOSS_KINDS = {"cross_entropy": 0, "mse": 1, "hamiltonian": 2}  # dense.h's
+
+
+def kernel_loss(loss_kind: str, hamiltonian: bool) -> str:
+    """The kernels' name for a task's loss: a Hamiltonian network's is "hamiltonian"."""
+    return "hamiltonian" if hamiltonian else loss_kind
 # No floating-point traps are ever enabled, so comparisons may be evaluated speculatively:
 # the spline loops' clamps then vectorise (the values are the same).
 FLAGS = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 
 
 @cache
-def load(name: str):
-    """The extension built from csrc/<name>.cpp, once per machine and source version (the
-    cache's name carries a digest of every csrc file, so an edited header rebuilds)."""
+def load(source_name: str):
+    """The extension built from csrc/<source_name> (e.g. "inner_loop.cpp"), once per machine
+    and source version (the cache's name carries a digest of the source and the headers, so
+    an edited header rebuilds)."""
     from torch.utils import cpp_extension
 
-    source = SOURCES / f"{name}.cpp"
-    digest = hashlib.sha256(b"".join(f.read_bytes() for f in sorted(SOURCES.iterdir())))
+    source = SOURCES / source_name
+    digest = hashlib.sha256(b"".join((SOURCES / f).read_bytes() for f in (source_name, *HEADERS)))
     vector = _vector_flags()
     started = time.perf_counter()
     try:
         module = cpp_extension.load(
-            name=f"ldnn_{name}{'_avx2' if vector else ''}_{digest.hexdigest()[:12]}",
+            name=f"ldnn_{source.stem}{'_avx2' if vector else ''}_{digest.hexdigest()[:12]}",
             sources=[str(source)], extra_cflags=FLAGS + vector,
             extra_ldflags=["-fopenmp"], verbose=False)
     except (OSError, RuntimeError, subprocess.CalledProcessError) as error:

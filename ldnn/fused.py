@@ -17,18 +17,12 @@ from torch import Tensor
 
 from ldnn import extensions
 from ldnn.activations import SplineTable
-
-LOSS_KINDS = {"cross_entropy": 0, "mse": 1, "hamiltonian": 2}
+from ldnn.extensions import LOSS_KINDS
 
 
 def kernel():
     """The compiled extension (ldnn.extensions)."""
-    return extensions.load("inner_loop")
-
-
-def kernel_loss(loss_kind: str, hamiltonian: bool) -> str:
-    """The kernel's name for a task's loss: a Hamiltonian network's is "hamiltonian"."""
-    return "hamiltonian" if hamiltonian else loss_kind
+    return extensions.load("inner_loop.cpp")
 
 
 def supported(loss_kind: str, sizes: tuple[int, ...], hamiltonian: bool, base: str,

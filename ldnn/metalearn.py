@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ldnn import fused, seeding
+from ldnn import extensions, fused, seeding
 from ldnn.activations import SplineActivations, init_subnetworks, tabulate_learned
 from ldnn.config import ActivationConfig, MetaConfig
 from ldnn.io import atomic_path, write_npz
@@ -236,7 +236,7 @@ def _kernel_runs(problem: MetaProblem, activations: list[SplineActivations],
             losses, theta, outside = fused.inner_loops(
                 [activations[r].table for r in pending], data.x_train, data.y_train,
                 *inputs(pending), cfg.inner_lr, cfg.inner_decay,
-                fused.kernel_loss(problem.task.loss_kind, problem.task.hamiltonian))
+                extensions.kernel_loss(problem.task.loss_kind, problem.task.hamiltonian))
         redo = []
         for i, (r, (low, high)) in enumerate(zip(pending, outside.tolist())):
             if low > high:

@@ -65,6 +65,11 @@ def _names(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
+def _bound(node: ast.Import | ast.ImportFrom) -> set[str]:
+    """The names an import statement binds."""
+    return {(a.asname or a.name).split(".")[0] for a in node.names}
+
+
 def _sha256(text: str | bytes) -> str:
     return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
 
@@ -130,8 +135,10 @@ class _ImportGraph:
                 if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))}
         top = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef,
                                                            ast.AsyncFunctionDef))]
+        imports = [n for n in top if isinstance(n, (ast.Import, ast.ImportFrom))]
+        others = [n for n in top if n not in imports]
         needed, queue = set(), [c for c in called if c in defs]
-        for stmt in top:
+        for stmt in others:
             queue += [n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and n.id in defs]
         while queue:
             name = queue.pop()
@@ -139,9 +146,13 @@ class _ImportGraph:
                 needed.add(name)
                 queue += [n.id for n in ast.walk(defs[name])
                           if isinstance(n, ast.Name) and n.id in defs]
+        # A module-level import counts only where a name it binds is used by what counts.
+        used = set().union(*(_names(n) for n in others), *(_names(defs[n]) for n in needed))
+        imports = [n for n in imports if _bound(n) & used]
         source = self.path(STAGES).read_text()
-        parts = [ast.get_source_segment(source, n) for n in top + [defs[n] for n in sorted(needed)]]
-        modules = set().union(*(self.imported(n, STAGES) for n in top),
+        parts = [ast.get_source_segment(source, n)
+                 for n in others + imports + [defs[n] for n in sorted(needed)]]
+        modules = set().union(*(self.imported(n, STAGES) for n in imports),
                               *(self.imported(defs[n], STAGES) for n in needed))
         return _sha256("\n".join(parts)), modules - {STAGES} | {PACKAGE}
 

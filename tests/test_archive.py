@@ -69,6 +69,17 @@ def test_complete_run_restored_has_nothing_to_do_and_redraws_only_figures(run, t
     assert (copy / run.results / "report.html").stat().st_size > 100_000
 
 
+def test_the_compiled_kernels_sources_count_in_the_code_of_the_rules_that_run_them():
+    """Each kernel's source and their shared header count for the rules that run it, and
+    only for those (stages' module-level imports count where the stage functions use them)."""
+    code = rule_code(ROOT)
+    kernels = {rule: {p for p in code[rule].files if p.startswith("ldnn/csrc/")}
+               for rule in ("metalearn", "train", "claims")}
+    assert kernels["metalearn"] == {"ldnn/csrc/inner_loop.cpp", "ldnn/csrc/dense.h"}
+    assert kernels["train"] == {"ldnn/csrc/frozen_training.cpp", "ldnn/csrc/dense.h"}
+    assert not kernels["claims"] and "ldnn/training.py" not in code["metalearn"].files
+
+
 def test_changed_code_is_replanned_with_one_line_per_rule(run, tmp_path):
     copy = fresh_copy(tmp_path)
     with open(copy / "workflow/scripts/fig9.py", "a") as f:
