@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
-from ldnn.provenance import RuleCode, rule_code
+from ldnn.provenance import rule_code
 from ldnn.workflow_state import (Job, WorkflowError, dry_run, finished, jobs, read_record,
                                  run_snakemake, write_record)
 
@@ -268,8 +268,7 @@ def _restorable(checkout: Path, args: list[str], latest: dict[str, dict],
         outputs = {e["path"] for e in es if e["role"] == "output"}
         if job is None or job.rule != rule or (outputs and outputs != set(job.outputs)):
             skipped[rule]["not in this workflow"] += 1
-        elif rule in current and RuleCode(code.get(rule, {})).digest != current[rule].digest:
-            changed = RuleCode(code.get(rule, {})).changed(current[rule])
+        elif rule in current and (changed := current[rule].changed_since(code.get(rule, {}))):
             skipped[rule][f"code changed ({', '.join(changed[:3])}"
                           f"{', …' if len(changed) > 3 else ''})"] += 1
         else:

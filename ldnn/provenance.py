@@ -26,17 +26,14 @@ _SCRIPT = re.compile(r"^\s+script:\s*\n\s+[\"']([^\"']+)[\"']", re.M)
 @dataclass(frozen=True)
 class RuleCode:
     """A rule's code: `files` maps each source path (relative to the checkout) to the sha256
-    of the part that counts; `digest` hashes them all."""
+    of the part that counts."""
     files: dict[str, str]
 
-    @property
-    def digest(self) -> str:
-        return _sha256("\n".join(f"{p} {h}" for p, h in sorted(self.files.items())))
-
-    def changed(self, other: "RuleCode") -> list[str]:
-        """Paths whose hash differs, or that only one of the two has."""
-        return sorted(p for p in self.files.keys() | other.files.keys()
-                      if self.files.get(p) != other.files.get(p))
+    def changed_since(self, recorded: dict[str, str]) -> list[str]:
+        """Paths of this code whose hash the `recorded` code's files lack or differ from.
+        A file the recorded code counted and this one does not cannot change its results
+        (this is how an archive made by an earlier, coarser analysis stays usable)."""
+        return sorted(p for p, h in self.files.items() if recorded.get(p) != h)
 
 
 def rule_scripts(checkout: str | Path) -> dict[str, str]:
@@ -146,13 +143,11 @@ class _ImportGraph:
                 needed.add(name)
                 queue += [n.id for n in ast.walk(defs[name])
                           if isinstance(n, ast.Name) and n.id in defs]
-        # A module-level import counts only where a name it binds is used by what counts.
-        used = set().union(*(_names(n) for n in others), *(_names(defs[n]) for n in needed))
-        imports = [n for n in imports if _bound(n) & used]
         source = self.path(STAGES).read_text()
-        parts = [ast.get_source_segment(source, n)
-                 for n in others + imports + [defs[n] for n in sorted(needed)]]
-        modules = set().union(*(self.imported(n, STAGES) for n in imports),
+        parts = [ast.get_source_segment(source, n) for n in top + [defs[n] for n in sorted(needed)]]
+        # A module-level import reaches its module only where what counts uses a name it binds.
+        used = set().union(*(_names(n) for n in others), *(_names(defs[n]) for n in needed))
+        modules = set().union(*(self.imported(n, STAGES) for n in imports if _bound(n) & used),
                               *(self.imported(defs[n], STAGES) for n in needed))
         return _sha256("\n".join(parts)), modules - {STAGES} | {PACKAGE}
 

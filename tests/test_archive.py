@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ROOT, planned_outputs
 from ldnn import archive
-from ldnn.provenance import rule_code
+from ldnn.provenance import RuleCode, rule_code
 
 pytestmark = pytest.mark.slow
 
@@ -80,14 +80,23 @@ def test_the_compiled_kernels_sources_count_in_the_code_of_the_rules_that_run_th
     assert not kernels["claims"] and "ldnn/training.py" not in code["metalearn"].files
 
 
+def test_code_counts_as_changed_only_where_a_file_that_counts_now_differs():
+    """A file only the recorded code counted (an archive made by a coarser analysis) does
+    not matter; a file the recorded code lacks, or with another hash, does."""
+    recorded = {"a.py": "1", "b.py": "2"}
+    assert RuleCode({"a.py": "1"}).changed_since(recorded) == []
+    assert RuleCode({"a.py": "1", "c.cpp": "3"}).changed_since(recorded) == ["c.cpp"]
+    assert RuleCode({"a.py": "9", "b.py": "2"}).changed_since(recorded) == ["a.py"]
+
+
 def test_changed_code_is_replanned_with_one_line_per_rule(run, tmp_path):
     copy = fresh_copy(tmp_path)
     with open(copy / "workflow/scripts/fig9.py", "a") as f:
         f.write("\nassert True\n")
     with open(copy / "ldnn/analysis/replicates.py", "a") as f:
         f.write("\n\ndef unused() -> None:\n    pass\n")
-    assert set(rule_code(copy)["claims"].changed(rule_code(ROOT)["claims"])) == {
-        "ldnn/analysis/replicates.py"}
+    assert rule_code(copy)["claims"].changed_since(rule_code(ROOT)["claims"].files) == [
+        "ldnn/analysis/replicates.py"]
     lines = archive.restore(copy, run.pieces)
     assert "restore: rule fig9: 1 jobs not restored, code changed (workflow/scripts/fig9.py)" in lines
     assert any(l.startswith("restore: rule claims: 1 jobs not restored, code changed") for l in lines)
