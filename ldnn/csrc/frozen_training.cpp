@@ -115,10 +115,12 @@ struct Workspace {
     const auto opts = x.options();
     auto rows_of = [&](int64_t width) { return at::empty({s.B, width}, opts); };
     xb = rows_of(s.D), z = rows_of(s.H), a = rows_of(s.H), slope = rows_of(s.H);
-    o = rows_of(s.O), e = rows_of(s.O), p = rows_of(s.H), grad = at::empty({s.P}, opts);
+    p = rows_of(s.H), grad = at::empty({s.P}, opts);
     yb = kind == CROSS_ENTROPY ? at::empty({s.B}, y.options()) : rows_of(y.size(1));
-    if (kind == HAMILTONIAN)
+    if (kind == HAMILTONIAN)  // e: dL/d(field)
       curvature = rows_of(s.H), field = rows_of(s.D), e = rows_of(s.D), u = rows_of(s.D);
+    else
+      o = rows_of(s.O), e = rows_of(s.O);
   }
 };
 
