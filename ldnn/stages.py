@@ -29,8 +29,11 @@ from ldnn.training import evaluate, fit_seeds
 log = logging.getLogger("ldnn")
 
 # CPU threads of each computing stage, declared to Snakemake by the rules and used whatever
-# the --cores: a different thread count would change the last bits of every result.
-THREADS = {"metalearn": 2, "train": 1, "hessian": 2}
+# the --cores: a different thread count would change the last bits of a result computed
+# with library reductions. Meta-learning's kernel gives the same bits at any thread count,
+# and its replicate jobs side by side at one thread each outrun one after another at two
+# (BENCHMARKS §4).
+THREADS = {"metalearn": 1, "train": 1, "hessian": 2}
 
 
 @contextlib.contextmanager

@@ -171,6 +171,23 @@ def test_a_replicate_alone_equals_the_same_replicate_among_others(kind, spacing)
     assert all(torch.equal(together[1].phi[k], alone.phi[k]) for k in alone.phi)
 
 
+@pytest.mark.parametrize("kind", ["unrolled", "first_order"])
+def test_kernel_meta_learning_gives_the_same_bits_at_one_and_two_threads(kind):
+    problem, data, cfg = _float32_problem()
+    cfg = dataclasses.replace(cfg, meta_gradient=kind, replicates=1)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        (one,) = meta_learn(problem, data, cfg)
+        torch.set_num_threads(2)
+        (two,) = meta_learn(problem, data, cfg)
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(one.phi[k], two.phi[k]) for k in one.phi)
+    assert not torch.equal(one.phi["w1"], meta_learn(problem, data, dataclasses.replace(
+        cfg, outer_steps=1))[0].phi["w1"])  # the steps changed φ
+
+
 def test_checkpoint_of_another_replicate_count_is_ignored_with_a_log_line(tmp_path, caplog):
     problem, data, cfg = _float32_problem()
     checkpoint = tmp_path / "checkpoint.pt"

@@ -80,13 +80,13 @@ def test_smoke_study_runs_through_slurm_and_equals_the_local_run(tmp_path):
     assert {state for state, _, _ in jobs.values()} == {"COMPLETED"}
     # 6 Snakemake jobs in 5 SLURM jobs: each replicate's meta-learning on its own, the merge
     # and the capture one group, the training block another (of the group that also holds a
-    # study's baselines and gather); CPUs as the rules' threads (metalearn 2, train 1), as
+    # study's baselines and gather); CPUs as the rules' threads (1 each), as
     # locally.
     assert sorted((comment, cpus) for _, comment, cpus in jobs.values()) == [
         ("rule_capture_capture_metalearn_merge", 1),
         ("rule_data_wildcards_van_der_pol", 1),
-        ("rule_metalearn_wildcards_van_der_pol_sin_0_0", 2),
-        ("rule_metalearn_wildcards_van_der_pol_sin_1_1", 2),
+        ("rule_metalearn_wildcards_van_der_pol_sin_0_0", 1),
+        ("rule_metalearn_wildcards_van_der_pol_sin_1_1", 1),
         ("rule_train_train", 1),
     ]
 
