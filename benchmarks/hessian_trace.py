@@ -4,11 +4,12 @@
 
 RESULTS: a finished run's results folder with the Hessian study's trained networks (e.g. a
 restore of runs/paper). For the first networks of one arm, as the `hessian_arm` rule
-computes them (float64, all training rows, config.yaml's settings): seconds of
-the exact trace, of Hutchinson's estimate to its relative standard error, and of the SLQ
-that both paths share (threads: the rule's 2 unless --threads), each network's three parts one after another so that machine load
-hits them alike; the exact trace's distance from the estimate in standard errors. Prints
-one line per network and the arm's old (Hutchinson + SLQ) and new (exact + SLQ) totals.
+computes them (float64, all training rows, config.yaml's settings, the rule's 2 threads
+unless --threads): seconds of the exact trace, of Hutchinson's estimate to its relative
+standard error, and of the SLQ that both paths share, each network's three parts one after
+another so that machine load hits them alike; the exact trace's distance from the estimate
+in standard errors. Prints one line per network and the arm's old (Hutchinson + SLQ) and
+new (exact + SLQ) totals.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def main() -> None:
     width = config["studies"][study]["widths"][0]
     torch.set_num_threads(args.threads)
     spec = tasks.get(task)
-    data = tasks.TaskData.load(args.results / f"data/{task}.npz", torch.float64)
+    data = tasks.TaskData.load(args.results / f"data/{spec.dataset}.npz", torch.float64)
     blocks = sorted((args.results / study / "train" / settings["protocol"]).glob(
         f"r*/{args.arm}/w{width}/seeds*.pt"), key=lambda p: int(p.parts[-4][1:]))
     old, new = [], []
